@@ -1,0 +1,31 @@
+"""Run-wide settings read from the environment: fast mode, where data lives, whether a GPU is visible."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+FAST_ENV = "PSPNET_FAST"
+DATA_ENV = "PSPNET_DATA_DIR"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def fast_mode() -> bool:
+    """True when `PSPNET_FAST` is set to 1/true/yes (CI sets it): shrink data and steps."""
+    return os.environ.get(FAST_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def data_root() -> Path:
+    """Folder for downloaded and generated data: `$PSPNET_DATA_DIR`, else `data/` in the checkout or cwd."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "data"
+    return Path.cwd() / "data"
+
+
+def gpu_count() -> int:
+    """Number of GPUs TensorFlow can see (imports TensorFlow)."""
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
