@@ -1,0 +1,87 @@
+# pspnet-course: `make lab` opens the course, `make test` proves it works.
+# Both create .venv (Python 3.11) with the project installed in editable mode when it is missing
+# or older than pyproject.toml. TensorFlow is chosen per machine, never two builds at once:
+#   macOS -> tensorflow;  Linux with an NVIDIA GPU (nvidia-smi works, or GPU=1) -> tensorflow[and-cuda];
+#   Linux without one (or GPU=0) -> tensorflow-cpu.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UNAME_S := $(shell uname -s)
+
+ifeq ($(UNAME_S),Darwin)
+  TF_EXTRA := macos
+else ifeq ($(GPU),1)
+  TF_EXTRA := gpu
+else ifeq ($(GPU),0)
+  TF_EXTRA := cpu
+else
+  TF_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+endif
+
+STAMP := $(VENV)/.installed-$(TF_EXTRA)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+PYTEST_ARGS ?=
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+
+.PHONY: setup browser-deps lab test notebooks bench lint assignments grade clean-venv help
+
+help:
+	@echo "make lab        install if needed, then open JupyterLab on notebooks/"
+	@echo "make test       install if needed, then run every test in fast mode"
+	@echo "make setup      the install step alone (TensorFlow build: $(TF_EXTRA); force with GPU=1 or GPU=0)"
+	@echo "make notebooks  re-execute every notebook top to bottom in default mode, storing outputs"
+	@echo "make bench      measure speed and learning targets; writes bench/results/"
+	@echo "make lint       ruff"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"pspnet-course needs Python 3.11, found {sys.version.split()[0]} at {sys.executable}; set PYTHON=/path/to/python3.11"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# Remove any other TensorFlow build first: tensorflow and tensorflow-cpu overwrite each other's files.
+	@for other in tensorflow tensorflow-cpu; do \
+	  want=$$([ "$(TF_EXTRA)" = cpu ] && echo tensorflow-cpu || echo tensorflow); \
+	  if [ "$$other" != "$$want" ] && $(BIN)/python -m pip show --quiet $$other >/dev/null 2>&1; then \
+	    echo "Removing $$other (switching to $$want)"; $(BIN)/python -m pip uninstall --yes --quiet $$other; fi; \
+	done
+	$(BIN)/python -m pip install --quiet -e ".[$(TF_EXTRA),dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name pspnet-course --display-name "Python 3.11 (pspnet-course)" >/dev/null
+	@-$(MAKE) --no-print-directory browser-deps
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+# Chromium for the browser tests, from Debian's package where apt-get is available and we are root.
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "Could not install chromium: the browser tests will be skipped."; \
+	else echo "No /usr/bin/chromium and no apt-get as root: the browser tests will be skipped."; fi
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
+test: setup
+	PSPNET_FAST=1 $(BIN)/python -m pytest tests notebooks $(NBVAL) $(PYTEST_ARGS)
+
+notebooks: setup
+	cd notebooks && for nb in $(notdir $(NOTEBOOKS)); do \
+	  echo "Executing $$nb (default mode)"; \
+	  env -u PSPNET_FAST ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.kernel_name=pspnet-course --ExecutePreprocessor.timeout=900 $$nb || exit 1; \
+	done
+
+bench: setup
+	$(BIN)/python -m bench
+
+lint: setup
+	$(BIN)/ruff check pspnet_lib tests
+
+clean-venv:
+	rm -rf $(VENV)
