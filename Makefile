@@ -33,6 +33,8 @@ help:
 	@echo "make setup      the install step alone (TensorFlow build: $(TF_EXTRA); force with GPU=1 or GPU=0)"
 	@echo "make notebooks  re-execute every notebook top to bottom in default mode, storing outputs"
 	@echo "make bench      measure speed and learning targets; writes bench/results/"
+	@echo "make assignments  generate the student versions into assignments/release/ (nbgrader)"
+	@echo "make grade      autograde assignments/submitted/, write feedback HTML and grades CSV"
 	@echo "make lint       ruff"
 
 setup: $(STAMP)
@@ -79,6 +81,12 @@ notebooks: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+assignments: setup
+	$(BIN)/python assignments/course.py release
+
+grade: setup
+	$(BIN)/python assignments/course.py grade
 
 lint: setup
 	$(BIN)/ruff check pspnet_lib tests
