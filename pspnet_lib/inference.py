@@ -1,0 +1,203 @@
+"""Prediction and evaluation: single-scale, flip, multi-scale and sliding-window inference, and scoring.
+
+Every path works on class probabilities (B, H, W, C), so test-time tricks simply average them. A model
+that paints RGB (the article model) is decoded with `decode_mask` to one-hot probabilities; a pixel it
+paints in a void colour gets all zeros and ends up as `IGNORE_LABEL` ("no class"), scored as a miss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, DataError, decode_mask, ids_to_colors
+from pspnet_lib.metrics import SegmentationScores, confusion_matrix
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def check_images(images: np.ndarray) -> np.ndarray:
+    """`images` as float32 (B, H, W, 3); ValueError for any other shape."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be float32 RGB of shape (B, H, W, 3) in [0, 1], got shape {images.shape}")
+    return images
+
+
+def main_output(outputs) -> np.ndarray:
+    """The main output of a model call (the first one when it also has an auxiliary head)."""
+    if isinstance(outputs, dict):
+        outputs = list(outputs.values())
+    if isinstance(outputs, list | tuple):
+        outputs = outputs[0]
+    return np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
+
+
+def colours_to_probabilities(rgb: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """RGB output in [0, 1] -> one-hot class probabilities via `decode_mask`; void colours give all zeros."""
+    ids = decode_mask(np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8))
+    return (ids[..., None] == np.arange(num_classes)).astype(np.float32)
+
+
+def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Per-pixel class probabilities (B, H, W, C) of one forward pass (softmax of logits, or decoded RGB)."""
+    output = main_output(model(check_images(images), training=False))
+    if output.shape[-1] == 3:
+        return colours_to_probabilities(output)
+    return np.asarray(keras.ops.softmax(output, axis=-1), dtype=np.float32)
+
+
+def flip_averaged(predict: Predictor, images: np.ndarray) -> np.ndarray:
+    """Mean of `predict(images)` and the un-flipped `predict` of the left-right mirrored images."""
+    mirrored = predict(images[:, :, ::-1])[:, :, ::-1]
+    return (predict(images) + mirrored) / 2.0
+
+
+def resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a (B, H, W, C) array (no-op at the same size)."""
+    if array.shape[1:3] == (height, width):
+        return array
+    return tf.image.resize(array, (height, width), method="bilinear").numpy()
+
+
+def multi_scale(predict: Predictor, images: np.ndarray, scales: Sequence[float]) -> np.ndarray:
+    """Mean over `scales` of `predict` on the rescaled images, resized back to the input size."""
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"scales must be positive numbers, got {scales}")
+    height, width = images.shape[1:3]
+    total = None
+    for scale in scales:
+        scaled = resize(images, max(1, round(height * scale)), max(1, round(width * scale)))
+        probabilities = resize(predict(scaled), height, width)
+        total = probabilities if total is None else total + probabilities
+    return total / len(scales)
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows of size `window` every `stride` pixels, the last one flush with the end."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, stride))
+    return starts + [length - window]
+
+
+def sliding_window(
+    predict: Predictor, images: np.ndarray, window: tuple[int, int], overlap: float = 1 / 3
+) -> np.ndarray:
+    """`predict` on overlapping windows, probabilities averaged where windows overlap.
+
+    An image smaller than the window is zero-padded at the bottom/right and the padding cropped away.
+    """
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    window_h, window_w = window
+    height, width = images.shape[1:3]
+    padded = np.pad(
+        images, ((0, 0), (0, max(0, window_h - height)), (0, max(0, window_w - width)), (0, 0))
+    )
+    total, counts = None, np.zeros(padded.shape[1:3], np.float32)
+    for top in window_starts(padded.shape[1], window_h, max(1, math.ceil(window_h * (1 - overlap)))):
+        for left in window_starts(padded.shape[2], window_w, max(1, math.ceil(window_w * (1 - overlap)))):
+            tile = predict(padded[:, top : top + window_h, left : left + window_w])
+            if total is None:
+                total = np.zeros(padded.shape[:3] + tile.shape[-1:], np.float32)
+            total[:, top : top + window_h, left : left + window_w] += tile
+            counts[top : top + window_h, left : left + window_w] += 1
+    return (total / counts[None, :, :, None])[:, :height, :width]
+
+
+def fixed_input_size(model: keras.Model) -> tuple[int, int] | None:
+    """(H, W) when the model only accepts one input size (the article model), else None."""
+    height, width = model.inputs[0].shape[1:3]
+    return (height, width) if height and width else None
+
+
+def predict_probabilities(
+    model: keras.Model,
+    images: np.ndarray,
+    flip: bool = False,
+    scales: Sequence[float] = (1.0,),
+    window: tuple[int, int] | None = None,
+    overlap: float = 1 / 3,
+) -> np.ndarray:
+    """Class probabilities with optional flip, multi-scale and sliding-window inference (in that nesting).
+
+    A model with a fixed input size always runs in windows of that size.
+    """
+    images = check_images(images)
+    window = window or fixed_input_size(model)
+
+    def single(batch: np.ndarray) -> np.ndarray:
+        return flip_averaged(lambda x: class_probabilities(model, x), batch) if flip else class_probabilities(model, batch)
+
+    def tiled(batch: np.ndarray) -> np.ndarray:
+        return sliding_window(single, batch, window, overlap) if window else single(batch)
+
+    return multi_scale(tiled, images, scales)
+
+
+def probabilities_to_ids(probabilities: np.ndarray) -> np.ndarray:
+    """Most probable class per pixel as uint8; `IGNORE_LABEL` where no class has any probability."""
+    ids = probabilities.argmax(-1).astype(np.uint8)
+    return np.where(probabilities.max(-1) > 0, ids, np.uint8(IGNORE_LABEL))
+
+
+def predict_ids(model: keras.Model, images: np.ndarray, **options) -> np.ndarray:
+    """Train ids (B, H, W) uint8 predicted for `images`; `options` as for `predict_probabilities`."""
+    return probabilities_to_ids(predict_probabilities(model, images, **options))
+
+
+def evaluate(model: keras.Model, dataset, num_classes: int = NUM_CLASSES, **options) -> SegmentationScores:
+    """Scores of `model` over a dataset of (image, label) batches; `options` as for `predict_probabilities`."""
+    colour_model = model.outputs[0].shape[-1] == 3
+    total = None
+    for images, labels in dataset:
+        predictions = predict_ids(model, np.asarray(images), **options)
+        counts = confusion_matrix(np.asarray(labels), predictions, num_classes, void_predictions=colour_model)
+        total = counts if total is None else total + counts
+    if total is None:
+        raise ValueError("the evaluation dataset is empty")
+    return SegmentationScores.from_confusion(total)
+
+
+def load_model(path: Path) -> keras.Model:
+    """A saved .keras model (without its training setup); DataError when the file is missing or unreadable."""
+    from pspnet_lib import models  # noqa: F401  (registers the custom layers the file refers to)
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"model file {path} does not exist (expected a .keras file written by training)")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError, KeyError, TypeError) as error:
+        raise DataError(f"could not load model {path}: {error}") from error
+
+
+def load_photo(path: Path) -> np.ndarray:
+    """An image file as float32 RGB (H, W, 3) in [0, 1]; of a Kaggle pair (width = 2 x height) its left half."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as error:
+        raise DataError(f"cannot read image {path}: expected a JPEG or PNG photo or Kaggle pair ({error})") from error
+    height, width = pixels.shape[:2]
+    if width == 2 * height:
+        pixels = pixels[:, :height]
+    return pixels.astype(np.float32) / 255.0
+
+
+def overlay_colours(image: np.ndarray, ids: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """uint8 RGB blend of `image` (float [0, 1]) with the palette colours of `ids`; ignored pixels left as is."""
+    if image.shape[:2] != ids.shape:
+        raise ValueError(f"image {image.shape[:2]} and ids {ids.shape} must have the same height and width")
+    photo = np.clip(image, 0, 1) * 255.0
+    blended = (1 - alpha) * photo + alpha * ids_to_colors(ids).astype(np.float32)
+    blended = np.where((ids == IGNORE_LABEL)[..., None], photo, blended)
+    return np.rint(blended).astype(np.uint8)

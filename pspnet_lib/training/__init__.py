@@ -1,0 +1,50 @@
+"""Training: loss, optimiser, device plan (mixed precision, XLA, distribution), callbacks and `train`.
+
+Submodules, one concept each: `losses`, `optimizers`, `devices`, `callbacks`, `run`. The names a notebook
+or the command line needs are re-exported here.
+"""
+
+from pspnet_lib.training.callbacks import (
+    BestCheckpoint,
+    CsvHistory,
+    NanGuard,
+    SaveFinalModel,
+    TimeBudget,
+    TrainingDiverged,
+    atomic_save_model,
+    atomic_write_text,
+    read_history,
+    run_callbacks,
+)
+from pspnet_lib.training.devices import (
+    DevicePlan,
+    DeviceSwitches,
+    GpuInfo,
+    apply_precision,
+    create_strategy,
+    current_plan,
+    plan_devices,
+    visible_gpus,
+)
+from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColourMSE, segmentation_loss
+from pspnet_lib.training.optimizers import HeadBoostedSGD, build_optimizer, poly_schedule
+from pspnet_lib.training.run import (
+    MODELS,
+    TrainConfig,
+    TrainResult,
+    build_model,
+    compile_for_training,
+    is_colour_model,
+    monitor_name,
+    train,
+    training_targets,
+)
+
+__all__ = [
+    "AUX_WEIGHT", "MODELS", "BestCheckpoint", "CsvHistory", "DevicePlan", "DeviceSwitches", "GpuInfo",
+    "HeadBoostedSGD", "NanGuard", "PaletteColourMSE", "SaveFinalModel", "TimeBudget", "TrainConfig",
+    "TrainResult", "TrainingDiverged", "apply_precision", "atomic_save_model", "atomic_write_text",
+    "build_model", "build_optimizer", "compile_for_training", "create_strategy", "current_plan",
+    "is_colour_model", "monitor_name", "plan_devices", "poly_schedule", "read_history", "run_callbacks",
+    "segmentation_loss", "train", "training_targets", "visible_gpus",
+]

@@ -1,0 +1,199 @@
+"""Callbacks and kill-safe writes: backup/resume, best-mIoU checkpoint, CSV history, time budget, NaN guard.
+
+Everything a killed process could leave half-written goes to a temporary file in the same folder first
+and is then moved over the old one with `os.replace`, which is atomic on POSIX and Windows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+
+
+def atomic_write(path: Path, write: Callable[[Path], None], suffix: str = "") -> None:
+    """Call `write(temporary_path)` on a fresh file beside `path`, then move it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a kill leaves either the old or the new file, never half of one."""
+    atomic_write(path, lambda temporary: temporary.write_text(text))
+
+
+def atomic_save_model(model: keras.Model, path: Path) -> None:
+    """`model.save(path)` (a .keras file) through a temporary file and `os.replace`."""
+    if Path(path).suffix != ".keras":
+        raise ValueError(f"model files must end in .keras, got {path}")
+    atomic_write(path, lambda temporary: model.save(temporary), suffix=".keras")
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """Rows of a history CSV written by `CsvHistory` (empty when the file does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as file:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(file)]
+
+
+def _history_csv(rows: list[dict[str, float]]) -> str:
+    """CSV text of history rows, `epoch` first, other columns sorted."""
+    columns = ["epoch"] + sorted({key for row in rows for key in row} - {"epoch"})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+class CsvHistory(keras.callbacks.Callback):
+    """history.csv with one row per finished epoch (epoch numbers from 1), rewritten atomically each epoch.
+
+    On a resumed run, rows from the epoch training restarts at onwards are dropped first, so an epoch
+    interrupted between its backup and its history row is never counted twice.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._rows: list[dict[str, float]] | None = None
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        """On the first epoch of this `fit`, keep only the rows of epochs already done."""
+        if self._rows is None:
+            self._rows = [row for row in read_history(self.path) if row["epoch"] <= epoch]
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Append this epoch's logs and rewrite the file."""
+        self._rows.append({"epoch": epoch + 1, **{key: float(value) for key, value in (logs or {}).items()}})
+        atomic_write_text(self.path, _history_csv(self._rows))
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Save the model (.keras, atomically) whenever `monitor` beats its best value, remembered across resumes."""
+
+    def __init__(self, path: Path, monitor: str = "val_miou", mode: str = "max") -> None:
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.path, self.monitor, self.mode = Path(path), monitor, mode
+        self.record_path = self.path.with_suffix(".json")
+        self.best = self._recorded_best()
+
+    def _recorded_best(self) -> float | None:
+        """The best value saved by an earlier (interrupted) run, if any."""
+        if not (self.record_path.is_file() and self.path.is_file()):
+            return None
+        return json.loads(self.record_path.read_text()).get(self.monitor)
+
+    def _improves(self, value: float) -> bool:
+        """True when `value` is better than the best so far."""
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Save when the monitored value improved."""
+        value = (logs or {}).get(self.monitor)
+        if value is None or not self._improves(float(value)):
+            return
+        self.best = float(value)
+        atomic_save_model(self.model, self.path)
+        atomic_write_text(self.record_path, json.dumps({"epoch": epoch + 1, self.monitor: self.best}))
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training once `max_minutes` of wall time have passed since training began."""
+
+    def __init__(self, max_minutes: float) -> None:
+        super().__init__()
+        if max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0, got {max_minutes}")
+        self.max_seconds = max_minutes * 60.0
+        self.stopped = False
+        self._start = time.monotonic()
+
+    def on_train_begin(self, logs=None) -> None:
+        """Start the clock."""
+        self._start = time.monotonic()
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        """Ask Keras to stop when the budget is spent."""
+        if time.monotonic() - self._start > self.max_seconds:
+            self.stopped = self.model.stop_training = True
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; training was stopped."""
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Like keras TerminateOnNaN(raise_error=True), but its error names the epoch and batch and says what to do.
+
+    Raising (rather than stopping gracefully) keeps the last good backup: no NaN weights are saved.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        """Remember the epoch for the message."""
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        """Raise TrainingDiverged as soon as the running loss is NaN or infinite."""
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+            raise TrainingDiverged(
+                f"Training stopped: the loss became NaN or infinite at epoch {self._epoch + 1}, "
+                f"batch {batch + 1}. Try a lower learning rate (--lr) or check the labels."
+            )
+
+
+class SaveFinalModel(keras.callbacks.Callback):
+    """Save the model (atomically) when training ends; listed before BackupAndRestore deletes its backup."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+
+    def on_train_end(self, logs=None) -> None:
+        """Write the final model."""
+        atomic_save_model(self.model, self.path)
+
+
+def run_callbacks(run_dir: Path, monitor: str, tensorboard: bool = True) -> list[keras.callbacks.Callback]:
+    """NaN guard, history.csv, best.keras, model.keras, backup/ (resume) and optionally TensorBoard logs/."""
+    run_dir = Path(run_dir)
+    callbacks = [
+        NanGuard(),
+        CsvHistory(run_dir / "history.csv"),
+        BestCheckpoint(run_dir / "best.keras", monitor=monitor),
+        SaveFinalModel(run_dir / "model.keras"),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
+    ]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+    return callbacks

@@ -1,0 +1,194 @@
+"""One training run in a folder: config.json, history.csv, best.keras, model.keras, backup/ and logs/.
+
+`train(config)` builds the data, the model and the optimiser under the device plan and fits; run again
+with the same folder it resumes an interrupted run from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from pspnet_lib.training.callbacks import TimeBudget, atomic_save_model, atomic_write_text, read_history, run_callbacks
+from pspnet_lib.training.devices import DeviceSwitches, apply_precision, create_strategy, current_plan
+from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColourMSE, segmentation_loss
+from pspnet_lib.training.optimizers import build_optimizer
+from pspnet_lib.metrics import segmentation_metrics
+
+MODELS = ("pspnet", "fcn", "article")
+# Settings that fix the network: a resumed run must keep them.
+ARCHITECTURE_FIELDS = ("model", "backbone", "image_size")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as config.json in the run folder."""
+
+    out: str
+    data: str | None = None
+    model: str = "pspnet"
+    backbone: str = "resnet50"
+    image_size: int = 256
+    batch_size: int = 8
+    epochs: int = 10
+    max_minutes: float | None = None
+    limit: int | None = None
+    seed: int = 0
+    optimizer: str = "sgd"
+    lr: float | None = None
+    aux_weight: float = AUX_WEIGHT
+    head_lr_multiplier: float = 1.0
+    mixed_precision: bool | None = None
+    xla: bool | None = None
+    distribute: bool | None = None
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        """Reject settings that cannot work, naming the setting."""
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        for name in ("image_size", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder."""
+        return Path(self.out)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: its folder, the trained model and the history of every epoch so far."""
+
+    run_dir: Path
+    model: keras.Model
+    history: list[dict[str, float]]
+    stopped_by_time_budget: bool = False
+
+
+def is_colour_model(model: keras.Model) -> bool:
+    """True for a model that paints RGB (the article model) instead of predicting class logits."""
+    return model.outputs[0].shape[-1] == 3
+
+
+def monitor_name(model: keras.Model) -> str:
+    """The validation value the best checkpoint follows: mIoU of the main output (loss for RGB models)."""
+    if is_colour_model(model):
+        return "val_loss"
+    prefix = f"{model.output_names[0]}_" if len(model.outputs) > 1 else ""
+    return f"val_{prefix}miou"
+
+
+def compile_for_training(
+    model: keras.Model, optimizer, aux_weight: float = AUX_WEIGHT, jit_compile: bool = False
+) -> None:
+    """Compile with the right loss: cross-entropy (plus weighted auxiliary loss) or the article's colour MSE."""
+    if is_colour_model(model):
+        model.compile(optimizer=optimizer, loss=PaletteColourMSE(), jit_compile=jit_compile)
+        return
+    names = model.output_names
+    model.compile(
+        optimizer=optimizer,
+        loss={name: segmentation_loss() for name in names},
+        loss_weights={names[0]: 1.0, **{name: aux_weight for name in names[1:]}},
+        metrics={names[0]: segmentation_metrics(model.outputs[0].shape[-1])},
+        jit_compile=jit_compile,
+    )
+
+
+def training_targets(dataset, model: keras.Model):
+    """`dataset` of (image, label) with the label repeated for every output of `model` (main and auxiliary)."""
+    if len(model.outputs) == 1:
+        return dataset
+    names = tuple(model.output_names)
+    return dataset.map(lambda image, label: (image, {name: label for name in names}))
+
+
+def build_model(config: TrainConfig) -> keras.Model:
+    """The network named by `config.model`, for square crops of `config.image_size`."""
+    from pspnet_lib import data, models
+
+    if config.model == "article":
+        return models.build_article_model(input_shape=(config.image_size, config.image_size, 3))
+    build = models.build_pspnet if config.model == "pspnet" else models.build_dilated_fcn
+    return build(data.NUM_CLASSES, backbone=config.backbone, input_shape=(None, None, 3))
+
+
+def backbone_prefixes(model: keras.Model) -> tuple[str, ...]:
+    """Variable-path prefixes of the backbone layers (names containing 'backbone', 'conv' or 'res' stems)."""
+    return tuple(f"{layer.name}/" for layer in model.layers if "backbone" in layer.name)
+
+
+def count_batches(dataset) -> int:
+    """Number of batches in `dataset` (counted by iterating when tf.data cannot tell)."""
+    cardinality = int(dataset.cardinality())
+    return cardinality if cardinality >= 0 else sum(1 for _ in dataset)
+
+
+def load_datasets(config: TrainConfig):
+    """(train, val) tf.data pipelines of the run's data folder (`default_dataset()` when none is given)."""
+    from pspnet_lib import data
+
+    root = Path(config.data) if config.data else data.default_dataset()
+    common = dict(image_size=config.image_size, batch_size=config.batch_size, limit=config.limit, seed=config.seed)
+    train_data = data.make_dataset(root, "train", augment=True, shuffle=True, **common)
+    val_data = data.make_dataset(root, "val", augment=False, shuffle=False, **common)
+    return train_data, val_data
+
+
+def check_run_dir(config: TrainConfig) -> None:
+    """Refuse a run folder that holds a finished run or an interrupted one with another architecture."""
+    run_dir = config.run_dir
+    if (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists():
+        raise ValueError(f"{run_dir} already holds a finished run (model.keras); choose another --out folder")
+    saved_path = run_dir / "config.json"
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text())
+    changed = [name for name in ARCHITECTURE_FIELDS if saved.get(name) != getattr(config, name)]
+    if changed:
+        raise ValueError(
+            f"{run_dir} holds an interrupted run with different {', '.join(changed)} "
+            f"({', '.join(f'{name}={saved.get(name)!r}' for name in changed)}); use the same settings or another --out"
+        )
+
+
+def train(
+    config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | str = "auto"
+) -> TrainResult:
+    """Train (or resume) the run described by `config`; extra `callbacks` (e.g. a live view) run too."""
+    check_run_dir(config)
+    plan = current_plan(DeviceSwitches(config.mixed_precision, config.xla, config.distribute))
+    if plan.notice:
+        print(plan.notice, file=sys.stderr)
+    strategy = create_strategy(plan)
+    apply_precision(plan)
+    keras.utils.set_random_seed(config.seed)
+    train_data, val_data = load_datasets(config)
+    with strategy.scope():
+        model = build_model(config)
+        optimizer = build_optimizer(
+            config.optimizer, config.lr, count_batches(train_data) * config.epochs,
+            head_lr_multiplier=config.head_lr_multiplier, backbone_prefixes=backbone_prefixes(model),
+        )
+        compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile)
+    atomic_write_text(config.run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
+    budget = [TimeBudget(config.max_minutes)] if config.max_minutes else []
+    run_list = run_callbacks(config.run_dir, monitor_name(model), config.tensorboard)
+    model.fit(
+        training_targets(train_data, model),
+        validation_data=training_targets(val_data, model),
+        epochs=config.epochs,
+        callbacks=[*budget, *run_list, *callbacks],
+        verbose=verbose,
+    )
+    return TrainResult(
+        config.run_dir, model, read_history(config.run_dir / "history.csv"), bool(budget and budget[0].stopped)
+    )

@@ -1,0 +1,223 @@
+"""Training pieces against NumPy references: device plan, losses, optimiser, callbacks, and short real runs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from pspnet_lib import training
+from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, PALETTE
+from pspnet_lib.training import DeviceSwitches, GpuInfo, plan_devices
+
+AMPERE = GpuInfo("A100", (8, 0))
+TURING = GpuInfo("T4", (7, 5))
+TWO_WORKERS = json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}})
+
+
+# --- device plan: every branch, on a CPU --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gpus", "switches", "tf_config", "expected"),
+    [
+        ([], DeviceSwitches(), None, ("default", "float32", False)),
+        ([], DeviceSwitches(xla=True), None, ("default", "float32", True)),
+        ([AMPERE], DeviceSwitches(), None, ("default", "mixed_bfloat16", True)),
+        ([TURING], DeviceSwitches(), None, ("default", "mixed_float16", True)),
+        ([AMPERE, TURING], DeviceSwitches(), None, ("mirrored", "mixed_float16", True)),
+        ([AMPERE, AMPERE], DeviceSwitches(), None, ("mirrored", "mixed_bfloat16", True)),
+        ([GpuInfo("unknown")], DeviceSwitches(), None, ("default", "mixed_float16", True)),
+        ([AMPERE, AMPERE], DeviceSwitches(False, False, False), None, ("default", "float32", False)),
+        ([AMPERE], DeviceSwitches(), TWO_WORKERS, ("multi_worker", "mixed_bfloat16", True)),
+        ([], DeviceSwitches(), TWO_WORKERS, ("multi_worker", "float32", False)),
+        ([], DeviceSwitches(distribute=False), TWO_WORKERS, ("default", "float32", False)),
+    ],
+)
+def test_device_plan_branches(gpus, switches, tf_config, expected):
+    plan = plan_devices(gpus, switches, tf_config)
+    assert (plan.strategy, plan.precision, plan.jit_compile) == expected
+
+
+def test_gpu_options_on_a_cpu_give_one_line_notice_and_a_cpu_plan():
+    plan = plan_devices([], DeviceSwitches(mixed_precision=True, distribute=True))
+    assert (plan.strategy, plan.precision) == ("default", "float32")
+    assert "\n" not in plan.notice and "mixed precision" in plan.notice and "distribution" in plan.notice
+
+
+def test_automatic_or_off_switches_on_a_cpu_say_nothing():
+    assert plan_devices([], DeviceSwitches()).notice is None
+    assert plan_devices([], DeviceSwitches(False, False, False)).notice is None
+    assert plan_devices([], DeviceSwitches(distribute=True), TWO_WORKERS).notice is None
+
+
+def test_bad_tf_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        plan_devices([], DeviceSwitches(), "{not json")
+
+
+# --- losses --------------------------------------------------------------------------------------------
+
+
+def numpy_cross_entropy(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Mean over labelled pixels of -log softmax(logits)[label]."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probabilities = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    valid = labels != IGNORE_LABEL
+    picked = np.take_along_axis(log_probabilities, np.where(valid, labels, 0)[..., None], -1)[..., 0]
+    return float(-picked[valid].mean())
+
+
+def random_batch(seed: int, shape=(2, 6, 7), channels=NUM_CLASSES):
+    """Labels with ignored pixels and random logits."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, NUM_CLASSES, shape)
+    labels[rng.random(shape) < 0.3] = IGNORE_LABEL
+    return labels.astype(np.int32), rng.normal(size=shape + (channels,)).astype(np.float32)
+
+
+def test_segmentation_loss_matches_numpy_cross_entropy_over_labelled_pixels():
+    labels, logits = random_batch(0)
+    assert float(training.segmentation_loss()(labels, logits)) == pytest.approx(
+        numpy_cross_entropy(labels, logits), rel=1e-5
+    )
+
+
+def test_segmentation_loss_of_a_fully_ignored_batch_is_zero_not_nan():
+    labels = np.full((1, 3, 3), IGNORE_LABEL, np.int32)
+    assert float(training.segmentation_loss()(labels, np.zeros((1, 3, 3, NUM_CLASSES), np.float32))) == 0.0
+
+
+def test_palette_colour_mse_matches_numpy_reference():
+    labels, _ = random_batch(1)
+    rgb = np.random.default_rng(2).random(labels.shape + (3,)).astype(np.float32)
+    per_image = []
+    for image_labels, image_rgb in zip(labels, rgb):
+        valid = image_labels != IGNORE_LABEL
+        target = PALETTE[image_labels[valid]] / 255.0
+        per_image.append(((image_rgb[valid] - target) ** 2).mean())
+    assert float(training.PaletteColourMSE()(labels, rgb)) == pytest.approx(np.mean(per_image), rel=1e-5)
+
+
+def two_headed_model(size: int = 8) -> keras.Model:
+    """A tiny model with a main and an auxiliary logits output, named as the PSPNet builders name them."""
+    inputs = keras.Input((size, size, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", name="backbone_conv")(inputs)
+    logits = keras.layers.Conv2D(NUM_CLASSES, 1, name="logits")(features)
+    aux_logits = keras.layers.Conv2D(NUM_CLASSES, 1, name="aux_logits")(features)
+    return keras.Model(inputs, [logits, aux_logits])
+
+
+def test_auxiliary_loss_is_added_with_its_weight():
+    keras.utils.set_random_seed(0)
+    model = two_headed_model()
+    training.compile_for_training(model, keras.optimizers.SGD(0.0), aux_weight=0.4)
+    images = np.random.default_rng(0).random((2, 8, 8, 3)).astype(np.float32)
+    labels, _ = random_batch(3, (2, 8, 8))
+    main, aux = (np.asarray(output) for output in model(images))
+    expected = numpy_cross_entropy(labels, main) + 0.4 * numpy_cross_entropy(labels, aux)
+    logs = model.evaluate(images, {"logits": labels, "aux_logits": labels}, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(expected, rel=1e-4)
+    assert training.monitor_name(model) == "val_logits_miou"
+
+
+# --- optimiser -----------------------------------------------------------------------------------------
+
+
+def test_poly_schedule_follows_the_paper_formula():
+    schedule = training.poly_schedule(0.01, total_steps=100)
+    for step in (0, 10, 50, 99, 100, 150):
+        expected = 0.01 * (1 - min(step, 100) / 100) ** 0.9
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-5, abs=1e-12)
+
+
+def test_default_optimizer_is_sgd_with_paper_settings():
+    optimizer = training.build_optimizer("sgd", total_steps=10)
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert optimizer.momentum == pytest.approx(0.9) and optimizer.weight_decay == pytest.approx(1e-4)
+    assert float(optimizer.learning_rate) == pytest.approx(0.01)
+    assert isinstance(training.build_optimizer("adam", total_steps=10), keras.optimizers.Adam)
+
+
+@pytest.mark.parametrize(("name", "lr", "message"), [("rmsprop", None, "optimizer"), ("sgd", -1.0, "learning rate")])
+def test_bad_optimizer_settings_are_clear_errors(name, lr, message):
+    with pytest.raises(ValueError, match=message):
+        training.build_optimizer(name, lr, total_steps=10)
+
+
+def test_head_multiplier_moves_head_weights_ten_times_further():
+    with keras.name_scope("backbone_conv"):  # the path a backbone layer's kernel gets
+        backbone = keras.Variable(np.ones(3, np.float32), name="kernel")
+    with keras.name_scope("logits"):
+        head = keras.Variable(np.ones(3, np.float32), name="kernel")
+    optimizer = training.HeadBoostedSGD(
+        10.0, ["backbone"], learning_rate=0.1, momentum=0.0, weight_decay=None
+    )
+    gradient = np.array([1.0, 2.0, -1.0], np.float32)
+    optimizer.apply_gradients([(gradient, backbone), (gradient, head)])
+    np.testing.assert_allclose(backbone.numpy(), 1 - 0.1 * gradient, rtol=1e-6)
+    np.testing.assert_allclose(head.numpy(), 1 - 1.0 * gradient, rtol=1e-6)
+
+
+# --- callbacks and kill-safe writes --------------------------------------------------------------------
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "config.json"
+    training.atomic_write_text(path, "old")
+
+    def broken_writer(temporary):
+        temporary.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        training.callbacks.atomic_write(path, broken_writer)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_csv_history_drops_rows_of_the_epoch_a_resumed_run_repeats(tmp_path):
+    path = tmp_path / "history.csv"
+    first = training.CsvHistory(path)
+    for epoch in range(2):
+        first.on_epoch_begin(epoch)
+        first.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+    resumed = training.CsvHistory(path)  # the backup only held epoch 1: epoch 2 runs again
+    resumed.on_epoch_begin(1)
+    resumed.on_epoch_end(1, {"loss": 0.25})
+    assert training.read_history(path) == [{"epoch": 1.0, "loss": 1.0}, {"epoch": 2.0, "loss": 0.25}]
+
+
+def test_best_checkpoint_saves_only_improvements_and_remembers_them(tmp_path):
+    model = two_headed_model()
+    checkpoint = training.BestCheckpoint(tmp_path / "best.keras", monitor="val_miou")
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_miou": 0.3})
+    saved_at = (tmp_path / "best.keras").stat().st_mtime_ns
+    checkpoint.on_epoch_end(1, {"val_miou": 0.2})
+    assert (tmp_path / "best.keras").stat().st_mtime_ns == saved_at
+    assert training.BestCheckpoint(tmp_path / "best.keras", monitor="val_miou").best == pytest.approx(0.3)
+
+
+def test_nan_loss_stops_fit_with_a_clear_error():
+    model = two_headed_model()
+    training.compile_for_training(model, keras.optimizers.SGD(0.01))
+    images = np.full((2, 8, 8, 3), np.nan, np.float32)
+    labels = np.zeros((2, 8, 8), np.int32)
+    with pytest.raises(training.TrainingDiverged, match="NaN or infinite at epoch 1, batch 1.*--lr"):
+        model.fit(images, {"logits": labels, "aux_logits": labels}, batch_size=1, epochs=2,
+                  callbacks=[training.NanGuard()], verbose=0)
+
+
+def test_time_budget_stops_training():
+    model = two_headed_model()
+    training.compile_for_training(model, keras.optimizers.SGD(0.01))
+    budget = training.TimeBudget(max_minutes=1e-9)
+    images, labels = np.zeros((4, 8, 8, 3), np.float32), np.zeros((4, 8, 8), np.int32)
+    history = model.fit(images, {"logits": labels, "aux_logits": labels}, batch_size=1, epochs=5,
+                        callbacks=[budget], verbose=0)
+    assert budget.stopped and len(history.history["loss"]) == 1
+    assert not math.isnan(history.history["loss"][0])
