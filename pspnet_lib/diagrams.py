@@ -188,6 +188,26 @@ def draw_pyramid(fig: Figure, image: np.ndarray, feature_map: np.ndarray, bins: 
     return axes
 
 
+def draw_palette_legend(
+    ax: Axes, names: Sequence[str], colors: np.ndarray, columns: int = 4
+) -> list[Rectangle]:
+    """Draw one coloured swatch per class with its name and train id, in `columns` columns; return the swatches."""
+    if len(names) != len(colors):
+        raise ValueError(
+            f"names and colors must have one entry per class, got {len(names)} and {len(colors)}"
+        )
+    rows = -(-len(names) // columns)
+    swatches = []
+    for index, (name, color) in enumerate(zip(names, np.asarray(colors) / 255.0, strict=True)):
+        x, y = index // rows, rows - 1 - index % rows
+        swatches.append(ax.add_patch(Rectangle((x, y + 0.15), 0.18, 0.7, facecolor=color, edgecolor="black")))
+        ax.text(x + 0.24, y + 0.5, f"{index} {name}", va="center", fontsize=9)
+    ax.set_xlim(0, columns)
+    ax.set_ylim(0, rows)
+    ax.set_axis_off()
+    return swatches
+
+
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     """The figure rendered as PNG bytes (for an ipywidgets.Image or IPython.display.Image)."""
     buffer = io.BytesIO()

@@ -160,6 +160,17 @@ def test_bad_arguments_are_named(call, message: str) -> None:
         call()
 
 
+def test_palette_legend_draws_one_named_swatch_per_class() -> None:
+    ax = Figure().subplots()
+    colors = np.array([[255, 0, 0], [0, 128, 0], [0, 0, 255], [10, 20, 30], [200, 200, 200]], dtype=np.uint8)
+    swatches = diagrams.draw_palette_legend(ax, ["a", "b", "c", "d", "e"], colors, columns=2)
+    assert [tuple(s.get_facecolor()[:3]) for s in swatches] == [tuple(c / 255.0) for c in colors]
+    assert [t.get_text() for t in ax.texts] == ["0 a", "1 b", "2 c", "3 d", "4 e"]
+    assert {s.get_x() for s in swatches[:3]} == {0} and {s.get_x() for s in swatches[3:]} == {1}
+    with pytest.raises(ValueError, match="one entry per class"):
+        diagrams.draw_palette_legend(ax, ["a"], colors)
+
+
 def test_figure_png_is_a_png() -> None:
     fig = Figure(figsize=(1, 1))
     fig.subplots().plot([0, 1])
