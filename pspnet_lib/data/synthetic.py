@@ -1,0 +1,131 @@
+"""The synthetic city: offline stand-in for the Kaggle pairs, written in exactly their file format.
+
+Each pair is a 512x256 JPEG, photo on the left half, Cityscapes colour labels on the right half,
+stored as `<root>/train/1.jpg ..` and `<root>/val/1.jpg ..`. Every pair is rendered from its own
+seed `(seed, split, index)`, so `synthetic_pair` regenerates the exact label ids of any file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pspnet_lib.config import data_root
+from pspnet_lib.data.city import codes_to_ids, render_street
+from pspnet_lib.data.errors import DataError
+from pspnet_lib.data.palette import COLOR_TABLE
+
+SPLITS = ("train", "val")
+HALF_SIZE = 256  # each half of a pair is 256x256 pixels, like the Kaggle files
+# Quality 75 gives JPEG ringing and blocking at label borders; chroma subsampling stays off (4:4:4)
+# because 4:2:0 smears colours over 2 px and pushes decoding below 97% on these sharp synthetic masks.
+# (The real files are blurrier still: they were also resampled from 2048x1024.)
+JPEG_QUALITY = 75
+JPEG_SUBSAMPLING = 0
+MARKER_NAME = "synthetic.json"
+
+
+@dataclass(frozen=True)
+class SyntheticPair:
+    """One generated pair: the photo, its colour label map, and the exact train ids behind it."""
+
+    image: np.ndarray
+    label_colors: np.ndarray
+    label_ids: np.ndarray
+
+    def side_by_side(self) -> np.ndarray:
+        """The file layout: photo left, colour labels right, (256, 512, 3) uint8."""
+        return np.concatenate([self.image, self.label_colors], axis=1)
+
+
+def synthetic_pair(seed: int, split: str, index: int) -> SyntheticPair:
+    """Render pair number `index` (1-based, as in the file name) of `split` for a dataset `seed`."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if seed < 0 or index < 1:
+        raise ValueError(f"seed must be >= 0 and index >= 1, got seed={seed}, index={index}")
+    rng = np.random.default_rng([seed, SPLITS.index(split), index])
+    image, codes = render_street(rng, HALF_SIZE, HALF_SIZE)
+    return SyntheticPair(image=image, label_colors=COLOR_TABLE[codes], label_ids=codes_to_ids(codes))
+
+
+def save_jpeg(array: np.ndarray, path: Path) -> None:
+    """Write `array` as a JPEG via a temporary file and `os.replace`, so a kill never leaves half a file."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(array).save(temporary, format="JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING)
+    os.replace(temporary, path)
+
+
+def write_synthetic_dataset(root: str | Path, num_train: int = 200, num_val: int = 50, seed: int = 0) -> Path:
+    """Write `num_train` + `num_val` synthetic pairs under `root` (train/, val/); returns `root`."""
+    counts = {"train": num_train, "val": num_val}
+    if min(counts.values()) < 1 or seed < 0:
+        raise ValueError(f"need num_train >= 1, num_val >= 1 and seed >= 0, got {counts} and seed={seed}")
+    root = Path(root)
+    (root / MARKER_NAME).unlink(missing_ok=True)
+    for split, count in counts.items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for index in range(1, count + 1):
+            save_jpeg(synthetic_pair(seed, split, index).side_by_side(), root / split / f"{index}.jpg")
+        remove_numbered_files_beyond(root / split, count)
+    write_marker(root, {"seed": seed, **counts})
+    return root
+
+
+def remove_numbered_files_beyond(folder: Path, count: int) -> None:
+    """Delete `<n>.jpg` files with n > `count` left over from a larger earlier generation."""
+    for path in folder.glob("*.jpg"):
+        if path.stem.isdigit() and int(path.stem) > count:
+            path.unlink()
+
+
+def write_marker(root: Path, settings: dict[str, int]) -> None:
+    """Record the generation settings; written last, so its presence means the folder is complete."""
+    temporary = root / f".{MARKER_NAME}.tmp"
+    temporary.write_text(json.dumps(settings, indent=1))
+    os.replace(temporary, root / MARKER_NAME)
+
+
+def read_marker(root: str | Path) -> dict[str, int] | None:
+    """The settings a synthetic dataset was generated with, or None if `root` holds no complete one."""
+    try:
+        return json.loads((Path(root) / MARKER_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(root: Path, settings: dict[str, int]) -> bool:
+    """True when `root` was fully generated with `settings` and all its files are still there."""
+    if read_marker(root) != settings:
+        return False
+    return all(
+        (root / split / f"{i}.jpg").is_file() for split in SPLITS for i in range(1, settings[split] + 1)
+    )
+
+
+def default_synthetic_root() -> Path:
+    """Where the synthetic city lives by default: `data_root()/toy_cityscapes`."""
+    return data_root() / "toy_cityscapes"
+
+
+def ensure_synthetic_dataset(
+    root: str | Path | None = None, num_train: int = 200, num_val: int = 50, seed: int = 0
+) -> Path:
+    """The synthetic dataset at `root` (default `default_synthetic_root()`), generated if missing or incomplete."""
+    root = Path(root) if root is not None else default_synthetic_root()
+    if not is_complete(root, {"seed": seed, "train": num_train, "val": num_val}):
+        write_synthetic_dataset(root, num_train, num_val, seed)
+    return root
+
+
+def synthetic_label_ids(root: str | Path, split: str, index: int) -> np.ndarray:
+    """The exact train ids (256, 256) uint8 behind file `<root>/<split>/<index>.jpg` of a synthetic dataset."""
+    settings = read_marker(root)
+    if settings is None:
+        raise DataError(f"{root} is not a complete synthetic dataset (no {MARKER_NAME}); generate it first")
+    return synthetic_pair(settings["seed"], split, index).label_ids
