@@ -1,0 +1,447 @@
+"""Segmentation models: PSPNet and its dilated-FCN baseline on a dilated ResNet-50 or a small teaching backbone,
+the source article's model, ImageNet weight transfer, and parameter / multiply-add counters.
+
+Models take float32 RGB in [0, 1] of shape (B, H, W, 3) and return float32 logits (B, H, W, num_classes) at the
+input's height and width; with an auxiliary head they return ``[logits, aux_logits]`` (output layers named so).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pspnet_lib.layers import (
+    BATCH_NORM_EPSILON,
+    CaffeImageNetPreprocessing,
+    DilatedResidualBlock,
+    PyramidPoolingModule,
+    ResizeToMatch,
+)
+
+OUTPUT_STRIDES = (8, 16, 32)
+MIN_INPUT_SIZE = (
+    32  # the smallest side every backbone maps to at least one feature cell, at any output stride
+)
+STEM_STRIDE = 4
+NOMINAL_STAGE_STRIDES = (1, 2, 2, 2)  # conv2..conv5 of a ResNet, after the stride-4 stem
+AUX_STAGE = 2  # index of the stage feeding the auxiliary head (conv4 of a ResNet)
+ARTICLE_POOL_WINDOWS = (2, 4, 8)
+ARTICLE_REDUCED_MAPS = 64
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Widths and depths of a four-stage dilated residual backbone and of the heads put on it."""
+
+    stem_filters: int
+    stage_filters: tuple[int, int, int, int]
+    stage_blocks: tuple[int, int, int, int]
+    form: str
+    head_filters: int
+    aux_head_filters: int
+
+    def scaled(self, width_multiplier: float) -> BackboneSpec:
+        """The same spec with every width multiplied by `width_multiplier` (at least 4 channels)."""
+
+        def scale(channels: int) -> int:
+            return max(4, round(channels * width_multiplier))
+
+        return BackboneSpec(
+            stem_filters=scale(self.stem_filters),
+            stage_filters=tuple(scale(f) for f in self.stage_filters),
+            stage_blocks=self.stage_blocks,
+            form=self.form,
+            head_filters=scale(self.head_filters),
+            aux_head_filters=scale(self.aux_head_filters),
+        )
+
+
+BACKBONES = {
+    "resnet50": BackboneSpec(64, (64, 128, 256, 512), (3, 4, 6, 3), "bottleneck", 512, 256),
+    "small": BackboneSpec(24, (32, 64, 112, 128), (1, 1, 2, 1), "basic", 96, 48),
+}
+
+
+def stage_strides_and_dilations(output_stride: int) -> list[tuple[int, int]]:
+    """(stride, dilation) of each of the four stages so the backbone stops downsampling at `output_stride`.
+
+    A stage that would go past `output_stride` keeps stride 1 and multiplies the dilation instead, which keeps
+    the receptive field of the strided network (8: conv4 dilation 2, conv5 dilation 4; 16: conv5 dilation 2).
+    """
+    _check_output_stride(output_stride)
+    schedule, reached, dilation = [], STEM_STRIDE, 1
+    for stride in NOMINAL_STAGE_STRIDES:
+        if reached * stride > output_stride:
+            dilation *= stride
+            schedule.append((1, dilation))
+        else:
+            reached *= stride
+            schedule.append((stride, 1))
+    return schedule
+
+
+def build_backbone(
+    backbone: str = "resnet50",
+    input_shape: tuple = (None, None, 3),
+    output_stride: int = 8,
+    width_multiplier: float = 1.0,
+) -> keras.Model:
+    """The dilated backbone alone, outputs [conv4 features (aux head input), conv5 features]."""
+    spec = _backbone_spec(backbone, width_multiplier)
+    image = keras.Input(_check_input_shape(input_shape), name="image")
+    aux_features, features = _backbone_features(image, backbone, spec, output_stride)
+    return keras.Model(image, [aux_features, features], name=f"dilated_{backbone}")
+
+
+def build_pspnet(
+    num_classes: int,
+    backbone: str = "resnet50",
+    input_shape: tuple = (None, None, 3),
+    bins: Sequence[int] = (1, 2, 3, 6),
+    output_stride: int = 8,
+    aux_head: bool = True,
+    weights: str | None = None,
+    dropout: float = 0.1,
+    pooling: str = "avg",
+    width_multiplier: float = 1.0,
+    name: str = "pspnet",
+) -> keras.Model:
+    """PSPNet: dilated backbone, pyramid pooling over `bins`, 3x3 conv head, bilinear upsampling to the input."""
+    context = PyramidPoolingModule(bins=bins, pooling=pooling, name="pyramid_pooling")
+    return _build_segmentation_model(
+        num_classes,
+        backbone,
+        input_shape,
+        output_stride,
+        aux_head,
+        weights,
+        dropout,
+        width_multiplier,
+        context,
+        name,
+    )
+
+
+def build_dilated_fcn(
+    num_classes: int,
+    backbone: str = "resnet50",
+    input_shape: tuple = (None, None, 3),
+    output_stride: int = 8,
+    aux_head: bool = True,
+    weights: str | None = None,
+    dropout: float = 0.1,
+    width_multiplier: float = 1.0,
+    name: str = "dilated_fcn",
+) -> keras.Model:
+    """The paper's baseline: PSPNet without the pyramid pooling module (same backbone and heads)."""
+    return _build_segmentation_model(
+        num_classes,
+        backbone,
+        input_shape,
+        output_stride,
+        aux_head,
+        weights,
+        dropout,
+        width_multiplier,
+        None,
+        name,
+    )
+
+
+def _build_segmentation_model(
+    num_classes: int,
+    backbone: str,
+    input_shape: tuple,
+    output_stride: int,
+    aux_head: bool,
+    weights: str | None,
+    dropout: float,
+    width_multiplier: float,
+    context: keras.layers.Layer | None,
+    name: str,
+) -> keras.Model:
+    """Backbone -> optional context module -> head (+ aux head), outputs upsampled to the input size."""
+    _check_num_classes(num_classes)
+    _check_dropout(dropout)
+    spec = _backbone_spec(backbone, width_multiplier)
+    _check_weights(weights, backbone)
+    _check_output_stride(output_stride)
+    image = keras.Input(_check_input_shape(input_shape), name="image")
+    source = load_imagenet_resnet50() if weights == "imagenet" else None
+    aux_features, features = _backbone_features(image, backbone, spec, output_stride)
+    if context is not None:
+        features = context(features)
+    outputs = [_segmentation_head(features, image, spec.head_filters, num_classes, dropout, "head", "logits")]
+    if aux_head:
+        outputs.append(
+            _segmentation_head(
+                aux_features, image, spec.aux_head_filters, num_classes, dropout, "aux_head", "aux_logits"
+            )
+        )
+    model = keras.Model(image, outputs if aux_head else outputs[0], name=name)
+    if source is not None:
+        transfer_resnet50_weights(source, model)
+    return model
+
+
+def _backbone_features(image, backbone: str, spec: BackboneSpec, output_stride: int) -> tuple:
+    """Run the stem and the four dilated stages on `image`; return (conv4 output, conv5 output)."""
+    x = _resnet50_stem(image) if backbone == "resnet50" else _small_stem(image, spec.stem_filters)
+    stage_outputs = []
+    schedule = stage_strides_and_dilations(output_stride)
+    for index, (filters, blocks, (stride, dilation)) in enumerate(
+        zip(spec.stage_filters, spec.stage_blocks, schedule, strict=True)
+    ):
+        x = _residual_stage(
+            x, f"conv{index + 2}", filters, blocks, stride, dilation, spec.form, backbone == "resnet50"
+        )
+        stage_outputs.append(x)
+    return stage_outputs[AUX_STAGE], stage_outputs[-1]
+
+
+def _resnet50_stem(image):
+    """Caffe preprocessing, then keras.applications.ResNet50's stem (same layer names): 7x7/2 conv, 3x3/2 max pool."""
+    x = CaffeImageNetPreprocessing(name="caffe_preprocessing")(image)
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
+    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name="conv1_bn")(x)
+    x = keras.layers.ReLU(name="conv1_relu")(x)
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+
+def _small_stem(image, filters: int):
+    """3x3/2 conv + BN + ReLU, then 3x3/2 max pool: stride 4 like a ResNet stem, far cheaper."""
+    x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(image)
+    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name="stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+
+
+def _residual_stage(
+    x, name: str, filters: int, blocks: int, stride: int, dilation: int, form: str, use_bias: bool
+):
+    """`blocks` residual blocks named `<name>_block<i>`; the first one strides and projects."""
+    for index in range(blocks):
+        x = DilatedResidualBlock(
+            filters,
+            form=form,
+            stride=stride if index == 0 else 1,
+            dilation=dilation,
+            projection=index == 0,
+            use_bias=use_bias,
+            name=f"{name}_block{index + 1}",
+        )(x)
+    return x
+
+
+def _segmentation_head(
+    features, image, filters: int, num_classes: int, dropout: float, name: str, output_name: str
+):
+    """3x3 conv + BN + ReLU + dropout + 1x1 classifier, then float32 bilinear upsampling to the image size."""
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(features)
+    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name=f"{name}_bn")(x)
+    x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    x = keras.layers.Conv2D(num_classes, 1, name=f"{name}_classifier")(x)
+    return ResizeToMatch(name=output_name, dtype="float32")([x, image])
+
+
+def build_article_model(input_shape: tuple = (256, 256, 3), flatten_output: bool = True) -> keras.Model:
+    """The source article's "simple PSPNet", faithfully, flaws included; it regresses the colour mask (MSE).
+
+    Module b: three residual blocks with dilated (rate 2) 3x3 convolutions at full resolution, 64 -> 128 -> 256
+    maps. Module c: average pools of pool SIZE global, 2x2, 4x4 and 8x8, each reduced to 64 maps by a 1x1 conv,
+    bilinearly upsampled and concatenated with the 256 base maps (512 maps). Module d: one 3x3 convolution to 3
+    channels with a sigmoid, i.e. an RGB image in [0, 1], flattened to 256*256*3 values as in the article.
+
+    Its flaws, which the course's PSPNet fixes:
+    - It predicts colours, not classes: MSE on RGB has no ignore label, penalises near-identical class colours
+      as little as near-identical shades, and JPEG-blurred label borders become targets.
+    - No downsampling: 256 maps at full resolution cost a lot of memory and compute, yet the base features see
+      only 13 x 13 pixels (three 3x3 rate-2 convolutions), so only the global branch carries scene context.
+    - Pool sizes are windows (2, 4, 8 pixels), not bins (1, 2, 3, 6 regions of the map): three of the four
+      "pyramid" branches are local blurs, not sub-region context.
+    - No pretrained backbone, no BN/ReLU after the reductions, no 3x3 head layer, no dropout, no auxiliary loss.
+    - The input size is fixed (upsampling factors are hard-wired) and must be divisible by 8.
+    """
+    height, width, _ = _check_article_input_shape(input_shape)
+    image = keras.Input(input_shape, name="image")
+    base = image
+    for index, filters in enumerate((32, 64, 128), start=1):
+        base = DilatedResidualBlock(
+            filters, expansion=2, dilation=2, projection=True, name=f"article_block{index}"
+        )(base)
+    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool_global")(base)
+    branches = [base, _article_branch(pooled, "global", (height, width))]
+    for window in ARTICLE_POOL_WINDOWS:
+        pooled = keras.layers.AveragePooling2D(window, name=f"pool_{window}x{window}")(base)
+        branches.append(_article_branch(pooled, f"{window}x{window}", (window, window)))
+    x = keras.layers.Concatenate(name="pyramid_concat")(branches)
+    x = keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid", dtype="float32", name="rgb")(x)
+    if flatten_output:
+        x = keras.layers.Flatten(dtype="float32", name="rgb_flat")(x)
+    return keras.Model(image, x, name="article_pspnet")
+
+
+def _article_branch(pooled, name: str, upsampling: tuple[int, int]):
+    """The article's branch: 1x1 conv to 64 maps (no BN, no ReLU), bilinear upsampling by a fixed factor."""
+    x = keras.layers.Conv2D(ARTICLE_REDUCED_MAPS, 1, name=f"reduce_{name}")(pooled)
+    return keras.layers.UpSampling2D(upsampling, interpolation="bilinear", name=f"upsample_{name}")(x)
+
+
+def load_imagenet_resnet50() -> keras.Model:
+    """keras.applications.ResNet50(weights="imagenet", include_top=False), or a RuntimeError saying what to do."""
+    try:
+        return keras.applications.ResNet50(weights="imagenet", include_top=False)
+    except Exception as error:  # keras' get_file raises a bare Exception when the download fails
+        raise RuntimeError(
+            "could not load the ImageNet ResNet-50 weights (Keras downloads "
+            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 on first use, ~95 MB). Connect to the internet "
+            "once, or copy that file into ~/.keras/models/ (or $KERAS_HOME/models/), or build with weights=None. "
+            f"Cause: {error}"
+        ) from error
+
+
+def transfer_resnet50_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copy every weighted layer of a keras.applications ResNet50 into `target`'s same-named layers.
+
+    Dilation does not change kernel shapes, so the dilated backbone takes the weights unchanged. Returns the
+    names of the copied layers; ValueError if `target` lacks one of them or its shapes differ.
+    """
+    by_name = _layers_by_name(target)
+    copied = []
+    for layer in source.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in by_name:
+            raise ValueError(
+                f"target model {target.name!r} has no layer {layer.name!r}: is its backbone resnet50?"
+            )
+        _copy_weights(layer, by_name[layer.name])
+        copied.append(layer.name)
+    return copied
+
+
+def _layers_by_name(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    """`model`'s layers and the layers inside its residual blocks, by name."""
+    found = {}
+    for layer in model.layers:
+        found[layer.name] = layer
+        if isinstance(layer, DilatedResidualBlock):
+            found.update({sublayer.name: sublayer for sublayer in layer.sublayers})
+    return found
+
+
+def _copy_weights(source: keras.layers.Layer, target: keras.layers.Layer) -> None:
+    """Set `target`'s weights to `source`'s, after checking that their shapes agree."""
+    source_shapes = [tuple(w.shape) for w in source.weights]
+    target_shapes = [tuple(w.shape) for w in target.weights]
+    if source_shapes != target_shapes:
+        raise ValueError(
+            f"layer {source.name!r}: source weight shapes {source_shapes} != target {target_shapes}"
+        )
+    target.set_weights(source.get_weights())
+
+
+def count_parameters(model: keras.Model, trainable_only: bool = False) -> int:
+    """Number of scalar weights in `model` (all of them, or only the trainable ones)."""
+    weights = model.trainable_weights if trainable_only else model.weights
+    return int(sum(math.prod(w.shape) for w in weights))
+
+
+def count_flops(model: keras.Model, input_shape: tuple) -> int:
+    """Multiply-adds of one forward pass on one (H, W, C) image: convolutions and matrix products only.
+
+    Counted on the traced TensorFlow graph (Conv2D, DepthwiseConv2dNative, MatMul, BatchMatMulV2 ops, from
+    their static shapes), so layers nested inside custom layers count too. FLOPs in the 2-per-multiply-add
+    sense are twice this; BN, activations, pooling and resizing are not counted.
+    """
+    if len(input_shape) != 3 or any(size is None or size < 1 for size in input_shape):
+        raise ValueError(f"input_shape must be a fully known (height, width, channels), got {input_shape!r}")
+    spec = tf.TensorSpec((1, *input_shape), tf.float32)
+    graph = tf.function(lambda images: model(images, training=False)).get_concrete_function(spec).graph
+    return int(sum(_op_multiply_adds(op) for op in graph.get_operations()))
+
+
+def _op_multiply_adds(op: tf.Operation) -> int:
+    """Multiply-adds of one graph op (0 for ops other than convolutions and matrix products)."""
+    if op.type not in ("Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2"):
+        return 0
+    outputs = math.prod(op.outputs[0].shape.as_list())
+    if op.type == "Conv2D":  # kernel (kh, kw, in/groups, out): each output sums kh*kw*in/groups products
+        return outputs * math.prod(op.inputs[1].shape.as_list()[:3])
+    if op.type == "DepthwiseConv2dNative":  # kernel (kh, kw, in, multiplier): kh*kw products per output
+        return outputs * math.prod(op.inputs[1].shape.as_list()[:2])
+    transposed = op.get_attr("transpose_a" if op.type == "MatMul" else "adj_x")
+    left = op.inputs[0].shape.as_list()
+    return outputs * (left[-2] if transposed else left[-1])
+
+
+def _backbone_spec(backbone: str, width_multiplier: float) -> BackboneSpec:
+    """The spec of a named backbone, widths scaled (only "small" may be scaled)."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
+    if not width_multiplier > 0:
+        raise ValueError(f"width_multiplier must be positive, got {width_multiplier!r}")
+    if backbone == "resnet50" and width_multiplier != 1.0:
+        raise ValueError("width_multiplier applies to backbone='small' only (resnet50 has fixed widths)")
+    return BACKBONES[backbone].scaled(width_multiplier)
+
+
+def _check_num_classes(num_classes: int) -> None:
+    """ValueError unless there are at least two classes."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+
+
+def _check_output_stride(output_stride: int) -> None:
+    """ValueError unless the output stride is 8, 16 or 32."""
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
+
+
+def _check_dropout(dropout: float) -> None:
+    """ValueError unless 0 <= dropout < 1."""
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+
+
+def _check_weights(weights: str | None, backbone: str) -> None:
+    """ValueError unless weights is None, or "imagenet" with the resnet50 backbone."""
+    if weights not in (None, "imagenet"):
+        raise ValueError(f"weights must be None or 'imagenet', got {weights!r}")
+    if weights == "imagenet" and backbone != "resnet50":
+        raise ValueError(f"weights='imagenet' exists for backbone='resnet50' only, got backbone={backbone!r}")
+
+
+def _check_input_shape(input_shape: tuple) -> tuple:
+    """(H, W, 3) with H and W None (any size) or at least MIN_INPUT_SIZE; ValueError otherwise."""
+    if len(input_shape) != 3 or input_shape[-1] != 3:
+        raise ValueError(f"input_shape must be (height, width, 3) for RGB images, got {input_shape!r}")
+    for size in input_shape[:2]:
+        if size is not None and size < MIN_INPUT_SIZE:
+            raise ValueError(
+                f"input_shape {input_shape!r} is too small: height and width must be at least {MIN_INPUT_SIZE}"
+            )
+    return tuple(input_shape)
+
+
+def _check_article_input_shape(input_shape: tuple) -> tuple:
+    """The article model needs a fixed (H, W, 3) with H and W divisible by its largest pool window."""
+    window = max(ARTICLE_POOL_WINDOWS)
+    if (
+        len(input_shape) != 3
+        or input_shape[-1] != 3
+        or any(not size or size % window for size in input_shape[:2])
+    ):
+        raise ValueError(
+            f"input_shape must be a fixed (height, width, 3) with height and width divisible by {window}, "
+            f"got {input_shape!r}"
+        )
+    return tuple(input_shape)

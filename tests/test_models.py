@@ -1,0 +1,316 @@
+"""pspnet_lib.models: structure, sizes, saving, weight transfer, gradients, precision and counters."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pspnet_lib.layers import DilatedResidualBlock, PyramidPoolingModule
+from pspnet_lib.models import (
+    build_article_model,
+    build_backbone,
+    build_dilated_fcn,
+    build_pspnet,
+    count_flops,
+    count_parameters,
+    stage_strides_and_dilations,
+    transfer_resnet50_weights,
+)
+
+TINY = {"backbone": "small", "width_multiplier": 0.25}  # a few thousand parameters: fast to build and run
+NUM_CLASSES = 5
+# What the paper (and hszhao/semseg) do, stage by stage (conv2..conv5): (stride, dilation).
+EXPECTED_SCHEDULES = {
+    8: [(1, 1), (2, 1), (1, 2), (1, 4)],
+    16: [(1, 1), (2, 1), (2, 1), (1, 2)],
+    32: [(1, 1), (2, 1), (2, 1), (2, 1)],
+}
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    keras.utils.set_random_seed(0)
+
+
+@pytest.fixture
+def mixed_precision():
+    """Run under the mixed_float16 policy, restoring the previous policy afterwards."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+@pytest.fixture(scope="module")
+def resnet50_pspnet() -> keras.Model:
+    return build_pspnet(19)
+
+
+@pytest.fixture(scope="module")
+def random_resnet50() -> keras.Model:
+    """Stand-in for the ImageNet model: same architecture, random weights, no download."""
+    keras.utils.set_random_seed(1)
+    return keras.applications.ResNet50(weights=None, include_top=False)
+
+
+def images(batch: int, height: int, width: int) -> np.ndarray:
+    return np.random.default_rng(0).random((batch, height, width, 3), dtype=np.float32)
+
+
+def blocks_of(model: keras.Model, stage: int) -> list[DilatedResidualBlock]:
+    return [layer for layer in model.layers if layer.name.startswith(f"conv{stage}_block")]
+
+
+def three_by_three_dilations_and_strides(block: DilatedResidualBlock) -> tuple[set, tuple]:
+    """Dilations of the block's 3x3 convolutions and its largest convolution stride, read from layer configs."""
+    configs = [layer.get_config() for layer in block.sublayers if isinstance(layer, keras.layers.Conv2D)]
+    dilations = {config["dilation_rate"] for config in configs if config["kernel_size"] == (3, 3)}
+    return dilations, max(config["strides"] for config in configs)
+
+
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+def test_stage_schedule_follows_the_paper(output_stride) -> None:
+    assert stage_strides_and_dilations(output_stride) == EXPECTED_SCHEDULES[output_stride]
+
+
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+def test_small_backbone_dilations_and_feature_size(output_stride) -> None:
+    backbone = build_backbone("small", output_stride=output_stride, width_multiplier=0.25)
+    for stage, (stride, dilation) in zip(range(2, 6), EXPECTED_SCHEDULES[output_stride], strict=True):
+        first, *rest = blocks_of(backbone, stage)
+        assert three_by_three_dilations_and_strides(first) == ({(dilation, dilation)}, (stride, stride))
+        for block in rest:
+            assert three_by_three_dilations_and_strides(block) == ({(dilation, dilation)}, (1, 1))
+    aux_features, features = backbone.predict(images(1, 97, 161), verbose=0)
+    aux_stride = min(output_stride, 16)
+    assert features.shape[1:3] == (math.ceil(97 / output_stride), math.ceil(161 / output_stride))
+    assert aux_features.shape[1:3] == (math.ceil(97 / aux_stride), math.ceil(161 / aux_stride))
+
+
+@pytest.mark.slow
+def test_resnet50_pspnet_dilations_size_and_outputs_at_an_odd_size(resnet50_pspnet) -> None:
+    for stage, (stride, dilation), blocks in zip(
+        range(2, 6), EXPECTED_SCHEDULES[8], (3, 4, 6, 3), strict=True
+    ):
+        stage_blocks = blocks_of(resnet50_pspnet, stage)
+        assert len(stage_blocks) == blocks
+        assert three_by_three_dilations_and_strides(stage_blocks[0])[1] == (stride, stride)
+        assert all(three_by_three_dilations_and_strides(b)[0] == {(dilation, dilation)} for b in stage_blocks)
+    features = keras.Model(resnet50_pspnet.input, resnet50_pspnet.get_layer("conv5_block3").output)
+    assert features.predict(images(1, 97, 161), verbose=0).shape == (
+        1,
+        13,
+        21,
+        2048,
+    )  # ceil(97/8), ceil(161/8)
+    logits, aux_logits = resnet50_pspnet.predict(images(1, 97, 161), verbose=0)
+    assert logits.shape == aux_logits.shape == (1, 97, 161, 19)
+
+
+@pytest.mark.slow
+def test_resnet50_pspnet_parameter_count(resnet50_pspnet, random_resnet50) -> None:
+    # Known construction: ResNet-50 body + PPM (4 x 1x1 2048->512, BN) + head (3x3 4096->512, BN, 1x1 -> 19)
+    # + aux head (3x3 1024->256, BN, 1x1 -> 19); a BN layer holds 4 numbers per channel.
+    ppm = 4 * (2048 * 512 + 4 * 512)
+    head = 9 * 4096 * 512 + 4 * 512 + 512 * 19 + 19
+    aux_head = 9 * 1024 * 256 + 4 * 256 + 256 * 19 + 19
+    total = count_parameters(resnet50_pspnet)
+    assert total == random_resnet50.count_params() + ppm + head + aux_head
+    assert 46e6 < total < 50e6  # PSPNet50 with an auxiliary head, as published (~46-49 M)
+
+
+@pytest.mark.slow
+def test_weight_transfer_copies_every_resnet50_layer(resnet50_pspnet, random_resnet50) -> None:
+    copied = transfer_resnet50_weights(random_resnet50, resnet50_pspnet)
+    weighted = [layer.name for layer in random_resnet50.layers if layer.weights]
+    assert copied == weighted and len(weighted) == 1 + 1 + 16 * 6 + 4 * 2  # stem, 16 blocks, 4 projections
+    targets = {w.path.split("/")[-2] + "/" + w.name: w for w in resnet50_pspnet.weights}
+    for layer in random_resnet50.layers:
+        for weight in layer.weights:
+            np.testing.assert_array_equal(targets[f"{layer.name}/{weight.name}"].numpy(), weight.numpy())
+
+
+@pytest.mark.slow
+def test_undilated_backbone_with_transferred_weights_computes_resnet50(random_resnet50) -> None:
+    backbone = build_backbone("resnet50", output_stride=32)
+    transfer_resnet50_weights(random_resnet50, backbone)
+    batch = images(1, 67, 99)
+    expected = random_resnet50.predict(keras.applications.resnet50.preprocess_input(batch * 255.0), verbose=0)
+    np.testing.assert_allclose(backbone.predict(batch, verbose=0)[1], expected, rtol=1e-3, atol=1e-3)
+
+
+def test_imagenet_weights_offline_give_a_clear_error(monkeypatch) -> None:
+    from keras.src.utils import file_utils
+
+    def offline(fname, origin, **kwargs):
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(RuntimeError, match="weights=None"):
+        build_pspnet(19, weights="imagenet")
+
+
+@pytest.mark.slow
+def test_output_size_equals_input_size_for_any_size_from_32() -> None:
+    model = build_pspnet(NUM_CLASSES, **TINY)  # one model: later sizes run with relaxed (unknown) shapes
+    for size in [(32, 32), (33, 47), (97, 161), (256, 256), (256, 512), (713, 713)]:
+        logits, aux_logits = model.predict(images(1, *size), verbose=0)
+        assert logits.shape == aux_logits.shape == (1, *size, NUM_CLASSES)
+
+
+@pytest.mark.parametrize("builder", [build_pspnet, build_dilated_fcn])
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+def test_static_input_shape_output_matches(builder, output_stride) -> None:
+    model = builder(NUM_CLASSES, input_shape=(45, 77, 3), output_stride=output_stride, aux_head=False, **TINY)
+    assert model.output_shape == (None, 45, 77, NUM_CLASSES)
+    assert model.predict(images(2, 45, 77), verbose=0).shape == (2, 45, 77, NUM_CLASSES)
+
+
+def test_outputs_are_named_main_first() -> None:
+    model = build_pspnet(NUM_CLASSES, **TINY)
+    assert model.output_names == ["logits", "aux_logits"]
+    assert build_pspnet(NUM_CLASSES, aux_head=False, **TINY).output_names == ["logits"]
+
+
+def test_fcn_is_pspnet_without_the_pyramid_pooling() -> None:
+    pspnet, fcn = build_pspnet(NUM_CLASSES, **TINY), build_dilated_fcn(NUM_CLASSES, **TINY)
+    assert any(isinstance(layer, PyramidPoolingModule) for layer in pspnet.layers)
+    assert not any(isinstance(layer, PyramidPoolingModule) for layer in fcn.layers)
+    assert {layer.name for layer in pspnet.layers} - {layer.name for layer in fcn.layers} == {
+        "pyramid_pooling"
+    }
+
+
+def test_small_pspnet_has_about_a_million_parameters() -> None:
+    assert 0.8e6 < count_parameters(build_pspnet(19, backbone="small")) < 1.3e6
+
+
+@pytest.mark.filterwarnings(
+    "ignore:__array__ implementation:DeprecationWarning"
+)  # raised inside Keras' saving
+def test_keras_file_round_trip_gives_identical_predictions(tmp_path) -> None:
+    model = build_pspnet(NUM_CLASSES, pooling="max", **TINY)
+    batch = images(2, 41, 57)
+    expected = model.predict(batch, verbose=0)
+    model.save(tmp_path / "pspnet.keras")
+    loaded = keras.saving.load_model(tmp_path / "pspnet.keras")
+    for before, after in zip(expected, loaded.predict(batch, verbose=0), strict=True):
+        np.testing.assert_array_equal(after, before)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: build_pspnet(NUM_CLASSES, **TINY),
+        lambda: build_dilated_fcn(NUM_CLASSES, **TINY),
+        lambda: build_article_model(input_shape=(32, 32, 3)),
+    ],
+    ids=["pspnet", "fcn", "article"],
+)
+def test_a_gradient_reaches_every_trainable_weight(build) -> None:
+    model = build()
+    batch = tf.constant(images(2, 32, 32))
+    with tf.GradientTape() as tape:
+        outputs = tf.nest.flatten(model(batch, training=True))
+        loss = sum(tf.reduce_sum(o * tf.random.normal(o.shape)) for o in outputs)
+    gradients = tape.gradient(loss, model.trainable_weights)
+    for weight, gradient in zip(model.trainable_weights, gradients, strict=True):
+        assert gradient is not None, weight.path
+        assert np.any(gradient.numpy() != 0), weight.path
+
+
+@pytest.mark.parametrize("builder", [build_pspnet, build_dilated_fcn])
+def test_logits_are_float32_under_mixed_precision(mixed_precision, builder) -> None:
+    model = builder(NUM_CLASSES, **TINY)
+    assert model.get_layer("head_conv").compute_dtype == "float16"
+    logits, aux_logits = model(images(1, 40, 48))
+    assert logits.dtype == aux_logits.dtype == "float32"
+
+
+def test_article_model_is_built_as_described() -> None:
+    model = build_article_model()
+    assert model.output_shape == (None, 256 * 256 * 3)
+    assert model.get_layer("article_block3").output.shape == (None, 256, 256, 256)
+    assert model.get_layer("pyramid_concat").output.shape == (None, 256, 256, 512)
+    for window in (2, 4, 8):  # pool SIZES: windows of 2, 4, 8 pixels, not 2, 4, 8 bins
+        assert model.get_layer(f"pool_{window}x{window}").output.shape == (
+            None,
+            256 // window,
+            256 // window,
+            256,
+        )
+    rgb = build_article_model(input_shape=(64, 64, 3), flatten_output=False).predict(
+        images(1, 64, 64), verbose=0
+    )
+    assert rgb.shape == (1, 64, 64, 3) and rgb.min() > 0 and rgb.max() < 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"backbone": "vgg16"}, "backbone"),
+        ({"bins": ()}, "bins"),
+        ({"bins": (1, 0)}, "bins"),
+        ({"bins": (2, -3)}, "bins"),
+        ({"output_stride": 4}, "output_stride"),
+        ({"num_classes": 1}, "num_classes"),
+        ({"input_shape": (31, 64, 3)}, "input_shape"),
+        ({"input_shape": (64, 64, 1)}, "input_shape"),
+        ({"weights": "imagenet", "backbone": "small"}, "weights"),
+        ({"weights": "cityscapes"}, "weights"),
+        ({"width_multiplier": 0.5}, "width_multiplier"),
+        ({"dropout": 1.0}, "dropout"),
+    ],
+)
+def test_bad_arguments_give_a_clear_value_error(kwargs, argument) -> None:
+    arguments = {"num_classes": NUM_CLASSES, **kwargs}
+    with pytest.raises(ValueError, match=argument):
+        build_pspnet(**arguments)
+
+
+def test_article_model_rejects_sizes_its_fixed_upsampling_cannot_take() -> None:
+    with pytest.raises(ValueError, match="divisible by 8"):
+        build_article_model(input_shape=(250, 256, 3))
+
+
+def test_count_flops_matches_a_hand_count() -> None:
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(8, 3, padding="same", dilation_rate=2),
+            keras.layers.DepthwiseConv2D(3, strides=2, padding="same"),
+            keras.layers.Conv2D(4, 1),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5),
+        ]
+    )
+    expected = 16 * 16 * 8 * (3 * 3 * 3) + 8 * 8 * 8 * (3 * 3) + 8 * 8 * 4 * 8 + 5 * (8 * 8 * 4)
+    assert count_flops(model, (16, 16, 3)) == expected
+
+
+def test_count_flops_includes_layers_nested_in_the_pyramid_pooling() -> None:
+    pspnet = build_pspnet(NUM_CLASSES, aux_head=False, **TINY)
+    fcn = build_dilated_fcn(NUM_CLASSES, aux_head=False, **TINY)
+    channels = pspnet.get_layer("conv5_block1").output.shape[-1]
+    head_filters = pspnet.get_layer("head_conv").filters
+    cells = math.ceil(64 / 8) ** 2
+    # The PPM's 1x1 convolutions on 1, 4, 9 and 36 cells, and the head's 3x3 conv reading C more channels.
+    extra = (1 + 4 + 9 + 36) * channels * (channels // 4) + cells * 9 * channels * head_filters
+    assert count_flops(pspnet, (64, 64, 3)) - count_flops(fcn, (64, 64, 3)) == extra
+
+
+def test_count_flops_needs_a_known_input_shape() -> None:
+    with pytest.raises(ValueError, match="input_shape"):
+        count_flops(build_dilated_fcn(NUM_CLASSES, **TINY), (None, 64, 3))
+
+
+def test_count_parameters_splits_trainable_weights() -> None:
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()])
+    assert count_parameters(model) == 4 * 3 + 3 + 4 * 3
+    assert count_parameters(model, trainable_only=True) == 4 * 3 + 3 + 2 * 3
