@@ -19,6 +19,7 @@ BATCH_NORM_EPSILON = (
 BLOCK_FORMS = ("bottleneck", "basic")
 POOLING_TYPES = ("avg", "max")
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)  # caffe-style ImageNet means, in BGR order, on a 0..255 scale
+DEFAULT_PROBE_SIZE = 64
 
 
 def effective_kernel_size(kernel_size: int, dilation: int) -> int:
@@ -43,31 +44,48 @@ def receptive_field(kernel_sizes: Sequence[int], strides: Sequence[int], dilatio
     return field
 
 
-def empirical_receptive_field(model: keras.Model, input_size: int = 64, seed: int = 0) -> tuple[int, int]:
+def empirical_receptive_field(
+    model: keras.Model, input_size: int | None = None, seed: int = 0
+) -> tuple[int, int]:
     """Height and width of the input region that moves the centre output pixel (non-zero gradient extent).
 
-    Activations such as ReLU can hide part of the theoretical field (a dead unit passes no gradient), so this
-    measures what the network actually uses. Raises ValueError when the field reaches the border of the
-    `input_size` x `input_size` probe image, since it would then be clipped.
+    The probe image is the model's fixed input size, else `input_size` x `input_size` (default 64). Activations
+    such as ReLU can hide part of the theoretical field (a dead unit passes no gradient), so this measures what
+    the network actually uses. Raises ValueError when the field reaches the probe's border (it would be clipped).
     """
-    channels = model.input_shape[-1]
-    image = tf.random.stateless_uniform((1, input_size, input_size, channels), seed=(seed, 0))
-    with tf.GradientTape() as tape:
-        tape.watch(image)
-        output = model(image, training=False)
-        output = output[0] if isinstance(output, list | tuple) else output
-        centre = tf.reduce_sum(output[0, output.shape[1] // 2, output.shape[2] // 2])
-    sensitivity = np.abs(tape.gradient(centre, image).numpy()[0]).sum(axis=-1) > 0
-    rows, cols = np.nonzero(sensitivity.any(axis=1))[0], np.nonzero(sensitivity.any(axis=0))[0]
+    height, width = _probe_size(model, input_size)
+    sensitive = _input_sensitivity(model, height, width, seed)
+    rows, cols = np.nonzero(sensitive.any(axis=1))[0], np.nonzero(sensitive.any(axis=0))[0]
     if rows.size == 0:
         raise ValueError(
             "the centre output pixel does not depend on the input: no receptive field to measure"
         )
-    if rows[0] == 0 or cols[0] == 0 or rows[-1] == input_size - 1 or cols[-1] == input_size - 1:
+    if rows[0] == 0 or cols[0] == 0 or rows[-1] == height - 1 or cols[-1] == width - 1:
         raise ValueError(
-            f"the receptive field reaches the border of the probe image: increase input_size={input_size}"
+            f"the receptive field reaches the border of the {height}x{width} probe image: increase input_size "
+            "(or the model's input shape)"
         )
     return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+
+
+def _probe_size(model: keras.Model, input_size: int | None) -> tuple[int, int]:
+    """The model's fixed input height and width, else `input_size` (default 64) on both sides."""
+    fixed = tuple(model.input_shape[1:3])
+    if None not in fixed:
+        if input_size is not None and (input_size, input_size) != fixed:
+            raise ValueError(f"input_size={input_size} does not match the model's fixed input size {fixed}")
+        return fixed
+    return (input_size or DEFAULT_PROBE_SIZE,) * 2
+
+
+def _input_sensitivity(model: keras.Model, height: int, width: int, seed: int) -> np.ndarray:
+    """(height, width) mask of the input pixels with a non-zero gradient on the centre output pixel."""
+    image = tf.random.stateless_uniform((1, height, width, model.input_shape[-1]), seed=(seed, 0))
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        output = tf.nest.flatten(model(image, training=False))[0]
+        centre = tf.reduce_sum(output[0, output.shape[1] // 2, output.shape[2] // 2])
+    return np.abs(tape.gradient(centre, image).numpy()[0]).sum(axis=-1) > 0
 
 
 def adaptive_bin_edges(length, bins: int) -> list[tuple]:

@@ -207,8 +207,15 @@ def test_empirical_receptive_field_refuses_a_clipped_probe() -> None:
     stack = keras.Sequential(
         [keras.Input((None, None, 1)), keras.layers.Conv2D(1, 9, dilation_rate=4, padding="same")]
     )
-    with pytest.raises(ValueError, match="input_size=16"):
+    with pytest.raises(ValueError, match="16x16 probe image: increase input_size"):
         empirical_receptive_field(stack, input_size=16)
+
+
+def test_empirical_receptive_field_probes_a_fixed_size_model_at_its_size() -> None:
+    stack = keras.Sequential([keras.Input((40, 30, 1)), keras.layers.Conv2D(1, 3, dilation_rate=(2, 3))])
+    assert empirical_receptive_field(stack) == (5, 7)
+    with pytest.raises(ValueError, match="fixed input size"):
+        empirical_receptive_field(stack, input_size=64)
 
 
 def test_caffe_preprocessing_matches_keras_resnet50_preprocess_input() -> None:

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pspnet_lib.layers import DilatedResidualBlock, PyramidPoolingModule
+from pspnet_lib.layers import (
+    DilatedResidualBlock,
+    PyramidPoolingModule,
+    empirical_receptive_field,
+    receptive_field,
+)
 from pspnet_lib.models import (
     build_article_model,
     build_backbone,
@@ -272,6 +277,14 @@ def test_bad_arguments_give_a_clear_value_error(kwargs, argument) -> None:
     arguments = {"num_classes": NUM_CLASSES, **kwargs}
     with pytest.raises(ValueError, match=argument):
         build_pspnet(**arguments)
+
+
+def test_article_base_features_see_only_13_pixels() -> None:
+    model = build_article_model(input_shape=(48, 48, 3))
+    base = keras.Model(model.input, model.get_layer("article_block3").output)
+    # Three blocks of 1x1, 3x3 at rate 2, 1x1 convolutions, all stride 1.
+    expected = receptive_field((1, 3, 1) * 3, (1,) * 9, (1, 2, 1) * 3)
+    assert expected == 13 and empirical_receptive_field(base) == (expected, expected)
 
 
 def test_article_model_rejects_sizes_its_fixed_upsampling_cannot_take() -> None:
