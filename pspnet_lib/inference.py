@@ -30,13 +30,21 @@ def check_images(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def main_output(outputs) -> np.ndarray:
-    """The main output of a model call (the first one when it also has an auxiliary head)."""
+def is_colour_model(model: keras.Model) -> bool:
+    """True for a model that paints RGB (the article model, maybe flattened) instead of predicting logits."""
+    output_shape = model.outputs[0].shape
+    return len(output_shape) == 2 or output_shape[-1] == 3
+
+
+def main_output(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The model's main output (B, H, W, C) for `images`: first output of two, flat RGB reshaped to the image."""
+    outputs = model(images, training=False)
     if isinstance(outputs, dict):
         outputs = list(outputs.values())
     if isinstance(outputs, list | tuple):
         outputs = outputs[0]
-    return np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
+    output = np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
+    return output.reshape(images.shape[:3] + (3,)) if output.ndim == 2 else output
 
 
 def colours_to_probabilities(rgb: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
@@ -47,8 +55,8 @@ def colours_to_probabilities(rgb: np.ndarray, num_classes: int = NUM_CLASSES) ->
 
 def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """Per-pixel class probabilities (B, H, W, C) of one forward pass (softmax of logits, or decoded RGB)."""
-    output = main_output(model(check_images(images), training=False))
-    if output.shape[-1] == 3:
+    output = main_output(model, check_images(images))
+    if is_colour_model(model):
         return colours_to_probabilities(output)
     return np.asarray(keras.ops.softmax(output, axis=-1), dtype=np.float32)
 
@@ -155,7 +163,7 @@ def predict_ids(model: keras.Model, images: np.ndarray, **options) -> np.ndarray
 
 def evaluate(model: keras.Model, dataset, num_classes: int = NUM_CLASSES, **options) -> SegmentationScores:
     """Scores of `model` over a dataset of (image, label) batches; `options` as for `predict_probabilities`."""
-    colour_model = model.outputs[0].shape[-1] == 3
+    colour_model = is_colour_model(model)
     total = None
     for images, labels in dataset:
         predictions = predict_ids(model, np.asarray(images), **options)

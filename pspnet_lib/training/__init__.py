@@ -34,7 +34,6 @@ from pspnet_lib.training.run import (
     TrainResult,
     build_model,
     compile_for_training,
-    is_colour_model,
     monitor_name,
     train,
     training_targets,
@@ -45,6 +44,6 @@ __all__ = [
     "HeadBoostedSGD", "NanGuard", "PaletteColourMSE", "SaveFinalModel", "TimeBudget", "TrainConfig",
     "TrainResult", "TrainingDiverged", "apply_precision", "atomic_save_model", "atomic_write_text",
     "build_model", "build_optimizer", "compile_for_training", "create_strategy", "current_plan",
-    "is_colour_model", "monitor_name", "plan_devices", "poly_schedule", "read_history", "run_callbacks",
+    "monitor_name", "plan_devices", "poly_schedule", "read_history", "run_callbacks",
     "segmentation_loss", "train", "training_targets", "visible_gpus",
 ]

@@ -19,6 +19,13 @@ from pathlib import Path
 import keras
 
 
+def _default_file_mode() -> int:
+    """Permissions a newly created file gets under the current umask (mkstemp itself uses 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None], suffix: str = "") -> None:
     """Call `write(temporary_path)` on a fresh file beside `path`, then move it over `path`."""
     path = Path(path)
@@ -27,6 +34,7 @@ def atomic_write(path: Path, write: Callable[[Path], None], suffix: str = "") ->
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, _default_file_mode())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -46,12 +54,15 @@ def atomic_save_model(model: keras.Model, path: Path) -> None:
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
-    """Rows of a history CSV written by `CsvHistory` (empty when the file does not exist)."""
+    """Rows of a history CSV written by `CsvHistory`, `epoch` as an int (empty when the file does not exist)."""
     path = Path(path)
     if not path.is_file():
         return []
     with path.open(newline="") as file:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(file)]
+        return [
+            {key: int(float(value)) if key == "epoch" else float(value) for key, value in row.items()}
+            for row in csv.DictReader(file)
+        ]
 
 
 def _history_csv(rows: list[dict[str, float]]) -> str:

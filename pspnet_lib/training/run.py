@@ -19,9 +19,12 @@ from pspnet_lib.training.callbacks import TimeBudget, atomic_save_model, atomic_
 from pspnet_lib.training.devices import DeviceSwitches, apply_precision, create_strategy, current_plan
 from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColourMSE, segmentation_loss
 from pspnet_lib.training.optimizers import build_optimizer
+from pspnet_lib.inference import is_colour_model
 from pspnet_lib.metrics import segmentation_metrics
 
 MODELS = ("pspnet", "fcn", "article")
+# Layer-name starts of the backbone (ResNet-50 stem and stages conv2..conv5, or the small stem): the rest is head.
+BACKBONE_LAYER_PREFIXES = ("caffe_preprocessing", "conv", "pool1_", "stem_")
 # Settings that fix the network: a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("model", "backbone", "image_size")
 
@@ -73,11 +76,6 @@ class TrainResult:
     stopped_by_time_budget: bool = False
 
 
-def is_colour_model(model: keras.Model) -> bool:
-    """True for a model that paints RGB (the article model) instead of predicting class logits."""
-    return model.outputs[0].shape[-1] == 3
-
-
 def monitor_name(model: keras.Model) -> str:
     """The validation value the best checkpoint follows: mIoU of the main output (loss for RGB models)."""
     if is_colour_model(model):
@@ -116,14 +114,14 @@ def build_model(config: TrainConfig) -> keras.Model:
     from pspnet_lib import data, models
 
     if config.model == "article":
-        return models.build_article_model(input_shape=(config.image_size, config.image_size, 3))
+        return models.build_article_model((config.image_size, config.image_size, 3), flatten_output=False)
     build = models.build_pspnet if config.model == "pspnet" else models.build_dilated_fcn
     return build(data.NUM_CLASSES, backbone=config.backbone, input_shape=(None, None, 3))
 
 
 def backbone_prefixes(model: keras.Model) -> tuple[str, ...]:
-    """Variable-path prefixes of the backbone layers (names containing 'backbone', 'conv' or 'res' stems)."""
-    return tuple(f"{layer.name}/" for layer in model.layers if "backbone" in layer.name)
+    """Variable-path prefixes ("layer_name/") of the backbone's layers, for a larger learning rate on the head."""
+    return tuple(f"{layer.name}/" for layer in model.layers if layer.name.startswith(BACKBONE_LAYER_PREFIXES))
 
 
 def count_batches(dataset) -> int:
@@ -132,11 +130,17 @@ def count_batches(dataset) -> int:
     return cardinality if cardinality >= 0 else sum(1 for _ in dataset)
 
 
-def load_datasets(config: TrainConfig):
-    """(train, val) tf.data pipelines of the run's data folder (`default_dataset()` when none is given)."""
+def dataset_root(config: TrainConfig) -> Path:
+    """The checked dataset root of the run (`default_dataset()` when none is given); DataError when wrong."""
     from pspnet_lib import data
 
-    root = Path(config.data) if config.data else data.default_dataset()
+    return data.resolve_dataset_dirs(config.data).root if config.data else data.default_dataset()
+
+
+def load_datasets(config: TrainConfig, root: Path):
+    """(train, val) tf.data pipelines of the dataset at `root`."""
+    from pspnet_lib import data
+
     common = dict(image_size=config.image_size, batch_size=config.batch_size, limit=config.limit, seed=config.seed)
     train_data = data.make_dataset(root, "train", augment=True, shuffle=True, **common)
     val_data = data.make_dataset(root, "val", augment=False, shuffle=False, **common)
@@ -165,13 +169,14 @@ def train(
 ) -> TrainResult:
     """Train (or resume) the run described by `config`; extra `callbacks` (e.g. a live view) run too."""
     check_run_dir(config)
+    root = dataset_root(config)
     plan = current_plan(DeviceSwitches(config.mixed_precision, config.xla, config.distribute))
     if plan.notice:
         print(plan.notice, file=sys.stderr)
     strategy = create_strategy(plan)
     apply_precision(plan)
     keras.utils.set_random_seed(config.seed)
-    train_data, val_data = load_datasets(config)
+    train_data, val_data = load_datasets(config, root)
     with strategy.scope():
         model = build_model(config)
         optimizer = build_optimizer(
@@ -186,6 +191,7 @@ def train(
         training_targets(train_data, model),
         validation_data=training_targets(val_data, model),
         epochs=config.epochs,
+        shuffle=False,  # the training pipeline shuffles, reproducibly from the seed
         callbacks=[*budget, *run_list, *callbacks],
         verbose=verbose,
     )

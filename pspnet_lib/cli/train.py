@@ -1,0 +1,193 @@
+"""`train`, `evaluate` and `predict` commands.
+
+    python -m pspnet_lib train --data DIR --out RUN_DIR [--model pspnet|fcn|article] [--backbone NAME] ...
+    python -m pspnet_lib evaluate (--run RUN_DIR | --model FILE) --data DIR [--split val] [--limit N] [--json]
+    python -m pspnet_lib predict --model FILE IMAGE... --out DIR
+
+Bad input (a wrong --data, a missing run, an unreadable image) ends with one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pspnet_lib.config import fast_mode
+
+# Defaults for a normal run and, under PSPNET_FAST=1, for a quick one.
+DEFAULTS = {
+    False: {"backbone": "resnet50", "image_size": 256, "batch_size": 8, "epochs": 10},
+    True: {"backbone": "small", "image_size": 128, "batch_size": 4, "epochs": 2},
+}
+
+
+def one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn the errors a user can cause into one `error: ...` line on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from pspnet_lib.training import TrainingDiverged
+
+        try:
+            return command(args)
+        except (ValueError, OSError, TrainingDiverged) as error:  # DataError is a ValueError
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _switch(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
+    """--NAME / --no-NAME, default None (automatic: on when a GPU is visible)."""
+    parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, help=help_text)
+
+
+def add_train_parser(subparsers) -> None:
+    """The `train` command's arguments."""
+    defaults = DEFAULTS[fast_mode()]
+    parser = subparsers.add_parser(
+        "train", help="train a model (resumes an interrupted run in the same --out folder)",
+        description="Train PSPNet, the dilated FCN baseline or the article model; writes RUN_DIR/model.keras, "
+        "best.keras, history.csv, config.json and TensorBoard logs. Run the same command again to resume.",
+    )
+    parser.add_argument("--data", help="dataset root in the Kaggle layout (train/, val/); default: default_dataset()")
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--model", choices=("pspnet", "fcn", "article"), default="pspnet")
+    parser.add_argument("--backbone", choices=("resnet50", "small"), default=defaults["backbone"])
+    parser.add_argument("--image-size", type=int, default=defaults["image_size"], help="square training crop size")
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    parser.add_argument("--epochs", type=int, default=defaults["epochs"])
+    parser.add_argument("--max-minutes", type=float, help="stop after this many minutes of training")
+    parser.add_argument("--limit", type=int, help="use only the first N images of each split")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument("--lr", type=float, help="initial learning rate (default 0.01 for SGD, 0.001 for Adam)")
+    parser.add_argument("--aux-weight", type=float, default=0.4, help="weight of the auxiliary loss")
+    parser.add_argument("--head-lr-multiplier", type=float, default=1.0, help="e.g. 10 with a pretrained backbone")
+    _switch(parser, "mixed-precision", "bfloat16/float16 compute (default: on with a GPU)")
+    _switch(parser, "xla", "XLA compilation (default: on with a GPU)")
+    _switch(parser, "distribute", "all visible GPUs / TF_CONFIG workers (default: on)")
+    parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="skip TensorBoard logs")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    parser.set_defaults(func=run_train)
+
+
+@one_line_errors
+def run_train(args: argparse.Namespace) -> int:
+    """Train (or resume) and print where the results are."""
+    from pspnet_lib.training import TrainConfig, train
+
+    config = TrainConfig(
+        out=args.out, data=args.data, model=args.model, backbone=args.backbone, image_size=args.image_size,
+        batch_size=args.batch_size, epochs=args.epochs, max_minutes=args.max_minutes, limit=args.limit,
+        seed=args.seed, optimizer=args.optimizer, lr=args.lr, aux_weight=args.aux_weight,
+        head_lr_multiplier=args.head_lr_multiplier, mixed_precision=args.mixed_precision, xla=args.xla,
+        distribute=args.distribute, tensorboard=args.tensorboard,
+    )
+    result = train(config, verbose=2 if args.quiet else 1)
+    last = result.history[-1] if result.history else {}
+    shown = [key for key in last if key in ("loss", "val_loss") or key.endswith("miou")]
+    summary = ", ".join(f"{key} {last[key]:.4f}" for key in shown)
+    budget = " (time budget reached)" if result.stopped_by_time_budget else ""
+    print(f"Trained {len(result.history)} epochs{budget}: {summary}. Model: {result.run_dir / 'model.keras'}")
+    return 0
+
+
+def add_evaluate_parser(subparsers) -> None:
+    """The `evaluate` command's arguments."""
+    parser = subparsers.add_parser("evaluate", help="mIoU, pixel accuracy and per-class IoU of a trained model")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="run folder written by `train` (uses its model.keras)")
+    source.add_argument("--model", help="a .keras model file")
+    parser.add_argument("--data", help="dataset root (default: the run's data, else default_dataset())")
+    parser.add_argument("--split", choices=("train", "val"), default="val")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--image-size", type=int, help="image size fed to the model (default: the run's, else 256)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--flip", action="store_true", help="average with the left-right flipped prediction")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="multi-scale inference, e.g. 0.75 1 1.25")
+    parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
+    parser.set_defaults(func=run_evaluate)
+
+
+def _run_settings(run_dir: Path) -> tuple[Path, dict]:
+    """The model file and saved config of a finished run folder; ValueError when it is not one."""
+    if not run_dir.is_dir():
+        raise ValueError(f"run folder {run_dir} does not exist")
+    model_path = run_dir / "model.keras"
+    if not model_path.is_file():
+        raise ValueError(f"{run_dir} holds no model.keras: training has not finished (run `train` again to resume)")
+    config_path = run_dir / "config.json"
+    return model_path, json.loads(config_path.read_text()) if config_path.is_file() else {}
+
+
+@one_line_errors
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Score a model on a split and print a table or one JSON line."""
+    from pspnet_lib import data, inference
+
+    model_path, settings = _run_settings(Path(args.run)) if args.run else (Path(args.model), {})
+    root = Path(args.data) if args.data else Path(settings["data"]) if settings.get("data") else data.default_dataset()
+    model = inference.load_model(model_path)
+    image_size = args.image_size or settings.get("image_size", 256)
+    dataset = data.make_dataset(
+        root, args.split, image_size=image_size, batch_size=args.batch_size, augment=False, shuffle=False,
+        limit=args.limit,
+    )
+    scores = inference.evaluate(model, dataset, flip=args.flip, scales=tuple(args.scales))
+    summary = scores.as_dict()
+    print(json.dumps(summary) if args.json else format_scores(summary))
+    return 0
+
+
+def format_scores(summary: dict) -> str:
+    """A readable table of per-class IoU followed by mIoU and pixel accuracy."""
+
+    def cell(value: float | None) -> str:
+        return "   n/a" if value is None else f"{value:6.3f}"
+
+    width = max(len(name) for name in summary["per_class_iou"])
+    lines = [f"{'class':<{width}}    IoU"]
+    lines += [f"{name:<{width}} {cell(iou)}" for name, iou in summary["per_class_iou"].items()]
+    lines += [f"{'mIoU':<{width}} {cell(summary['miou'])}", f"{'pixel accuracy':<{width}} {cell(summary['pixel_accuracy'])}"]
+    return "\n".join(lines)
+
+
+def add_predict_parser(subparsers) -> None:
+    """The `predict` command's arguments."""
+    parser = subparsers.add_parser("predict", help="write colour overlays of a model's predictions")
+    parser.add_argument("--model", required=True, help="a .keras model file")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="photos, or Kaggle pairs (their left half is used)")
+    parser.add_argument("--out", required=True, help="folder for the <name>_overlay.png files")
+    parser.add_argument("--flip", action="store_true", help="average with the left-right flipped prediction")
+    parser.set_defaults(func=run_predict)
+
+
+@one_line_errors
+def run_predict(args: argparse.Namespace) -> int:
+    """Predict each image and save its overlay as a PNG."""
+    from PIL import Image
+
+    from pspnet_lib import inference
+
+    photos = [(Path(path), inference.load_photo(Path(path))) for path in args.images]  # fail before any work
+    model = inference.load_model(Path(args.model))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path, photo in photos:
+        ids = inference.predict_ids(model, photo[None], flip=args.flip)[0]
+        target = out / f"{path.stem}_overlay.png"
+        Image.fromarray(inference.overlay_colours(photo, ids)).save(target)
+        print(target)
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the `train`, `evaluate` and `predict` commands."""
+    add_train_parser(subparsers)
+    add_evaluate_parser(subparsers)
+    add_predict_parser(subparsers)

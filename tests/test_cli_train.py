@@ -1,0 +1,183 @@
+"""`python -m pspnet_lib train / evaluate / predict` on the tiny synthetic set with the small model at 64 px."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pspnet_lib.cli import main
+from pspnet_lib.data import CLASS_NAMES
+
+PROJECT = Path(__file__).resolve().parent.parent
+TINY = ["--backbone", "small", "--image-size", "64", "--batch-size", "4", "--quiet", "--no-tensorboard"]
+
+
+def train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    """A `train` command line for a tiny run."""
+    return ["train", "--data", str(data), "--out", str(out), *TINY, *extra]
+
+
+def history_rows(run_dir: Path) -> list[dict[str, str]]:
+    """history.csv rows as dicts of strings (empty when missing)."""
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return []
+    header, *rows = path.read_text().splitlines()
+    return [dict(zip(header.split(","), row.split(","))) for row in rows]
+
+
+def assert_one_error_line(stderr: str, *fragments: str) -> None:
+    """stderr holds one `error:` line mentioning every fragment, and no traceback."""
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+@pytest.fixture(scope="module")
+def trained_run(synthetic_pairs, tmp_path_factory):
+    """One finished 1-epoch run, trained with GPU options asked for on this CPU; (run_dir, stderr)."""
+    run_dir = tmp_path_factory.mktemp("runs") / "small"
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = main(train_args(synthetic_pairs, run_dir, "--epochs", "1", "--mixed-precision", "--distribute"))
+    assert status == 0, stderr.getvalue()
+    return run_dir, stderr.getvalue()
+
+
+@pytest.mark.slow
+def test_train_writes_model_history_and_config(trained_run):
+    run_dir, _ = trained_run
+    assert (run_dir / "model.keras").is_file() and (run_dir / "best.keras").is_file()
+    assert [row["epoch"] for row in history_rows(run_dir)] == ["1"]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["model"], config["backbone"], config["image_size"]) == ("pspnet", "small", 64)
+    assert not (run_dir / "backup").exists()  # a finished run leaves no backup behind
+
+
+@pytest.mark.slow
+def test_gpu_options_on_a_cpu_give_one_notice_line_and_a_cpu_run(trained_run):
+    run_dir, stderr = trained_run
+    notices = [line for line in stderr.splitlines() if "No GPU visible" in line]
+    assert len(notices) == 1 and "mixed precision" in notices[0]
+    assert (run_dir / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_evaluate_json_is_one_line_with_scores_by_class_name(trained_run, synthetic_pairs, capsys):
+    run_dir, _ = trained_run
+    assert main(["evaluate", "--run", str(run_dir), "--data", str(synthetic_pairs), "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert set(summary) == {"miou", "pixel_accuracy", "per_class_iou"}
+    assert list(summary["per_class_iou"]) == list(CLASS_NAMES)
+    present = [iou for iou in summary["per_class_iou"].values() if iou is not None]
+    assert summary["miou"] == pytest.approx(sum(present) / len(present))
+    assert 0.0 <= summary["pixel_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_evaluate_table_lists_every_class(trained_run, synthetic_pairs, capsys):
+    run_dir, _ = trained_run
+    assert main(["evaluate", "--model", str(run_dir / "model.keras"), "--data", str(synthetic_pairs), "--limit", "2"]) == 0
+    table = capsys.readouterr().out
+    assert all(name in table for name in CLASS_NAMES) and "mIoU" in table
+
+
+@pytest.mark.slow
+def test_predict_writes_overlays_for_a_pair_and_a_plain_photo(trained_run, synthetic_pairs, tmp_path, capsys):
+    run_dir, _ = trained_run
+    pair = sorted((synthetic_pairs / "val").glob("*.jpg"))[0]
+    photo = tmp_path / "street.png"
+    Image.fromarray(np.full((40, 50, 3), 120, np.uint8)).save(photo)
+    out = tmp_path / "overlays"
+    assert main(["predict", "--model", str(run_dir / "model.keras"), str(pair), str(photo), "--out", str(out)]) == 0
+    pair_height = Image.open(pair).height
+    assert Image.open(out / f"{pair.stem}_overlay.png").size == (pair_height, pair_height)  # left half only
+    assert Image.open(out / "street_overlay.png").size == (50, 40)
+
+
+def test_wrong_data_folder_is_one_clear_line(tmp_path, capsys):
+    assert main(train_args(tmp_path / "nowhere", tmp_path / "run")) == 1
+    assert_one_error_line(capsys.readouterr().err, "nowhere", "does not exist")
+
+
+def test_missing_run_and_bad_image_are_one_clear_line(tmp_path, capsys):
+    assert main(["evaluate", "--run", str(tmp_path / "no-run"), "--data", str(tmp_path)]) == 1
+    assert_one_error_line(capsys.readouterr().err, "no-run")
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    assert main(["predict", "--model", str(tmp_path / "m.keras"), str(bad), "--out", str(tmp_path)]) == 1
+    assert_one_error_line(capsys.readouterr().err, "bad.jpg")
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_training_with_a_clear_message(synthetic_pairs, tmp_path, capsys):
+    args = train_args(synthetic_pairs, tmp_path / "run", "--epochs", "2", "--limit", "4", "--batch-size", "2")
+    assert main([*args, "--lr", "1e30"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "NaN", "--lr")
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_first_epoch_loss(synthetic_pairs, tmp_path):
+    losses = {}
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        args = train_args(synthetic_pairs, tmp_path / name, "--epochs", "1", "--limit", "4", "--seed", seed)
+        assert main(args) == 0
+        losses[name] = float(history_rows(tmp_path / name)[0]["loss"])
+    assert losses["a"] == losses["b"]
+    assert losses["a"] != losses["c"]  # the seed does matter, so the equality above means something
+
+
+def run_cli(args: list[str]) -> subprocess.Popen:
+    """Start `python -m pspnet_lib ARGS` in a subprocess, its output piped."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, "-m", "pspnet_lib", *args], cwd=PROJECT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def backed_up_epochs(run_dir: Path) -> int:
+    """Epochs recorded in the BackupAndRestore metadata (0 while there is none or it is being written)."""
+    try:
+        return json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_run_killed_during_epoch_two_resumes_to_three_clean_epochs(synthetic_pairs, tmp_path):
+    run_dir = tmp_path / "run"
+    args = train_args(synthetic_pairs, run_dir, "--epochs", "3", "--batch-size", "2")
+    process = run_cli(args)
+    deadline = time.monotonic() + 180
+    while backed_up_epochs(run_dir) < 1 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, f"training ended before it could be killed: {process.communicate()[1]}"
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert len(history_rows(run_dir)) == 1 and not (run_dir / "model.keras").exists()
+
+    resumed = run_cli(args)
+    stdout, stderr = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, stderr
+    assert "Epoch 2/3" in stdout and "Epoch 1/3" not in stdout  # resumed, not restarted
+    assert [row["epoch"] for row in history_rows(run_dir)] == ["1", "2", "3"]
+    assert [path.name for path in run_dir.iterdir() if path.name.startswith(".")] == []  # no temp files left
+    json.loads((run_dir / "config.json").read_text())
+    from pspnet_lib.inference import load_model
+
+    assert load_model(run_dir / "model.keras").outputs[0].shape[-1] == len(CLASS_NAMES)

@@ -1,0 +1,178 @@
+"""Inference paths against constructions with known answers and a NumPy window-averaging reference."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from pspnet_lib import inference
+from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, PALETTE, DataError
+
+
+def pointwise_model(seed: int = 0) -> keras.Model:
+    """1x1 convolutions only: mirroring the input mirrors the output exactly (flip-equivariant)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((None, None, 3))
+    hidden = keras.layers.Conv2D(8, 1, activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Conv2D(NUM_CLASSES, 1, name="logits")(hidden))
+
+
+def context_model(seed: int = 0) -> keras.Model:
+    """A 5x5 'same' convolution, not left-right symmetric: outputs near window borders see zero padding."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((None, None, 3))
+    main = keras.layers.Conv2D(NUM_CLASSES, 5, padding="same", name="logits")(inputs)
+    aux = keras.layers.Conv2D(NUM_CLASSES, 1, name="aux_logits")(inputs)
+    return keras.Model(inputs, [main, aux])
+
+
+def images(shape=(2, 13, 17), seed: int = 0) -> np.ndarray:
+    """Random float32 RGB images in [0, 1]."""
+    return np.random.default_rng(seed).random(shape + (3,)).astype(np.float32)
+
+
+def numpy_softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis."""
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+def test_single_scale_probabilities_are_the_softmax_of_the_main_output():
+    model, batch = context_model(), images()
+    expected = numpy_softmax(np.asarray(model(batch)[0]))
+    np.testing.assert_allclose(inference.predict_probabilities(model, batch), expected, atol=1e-6)
+
+
+def test_flip_of_a_flip_equivariant_model_equals_plain_prediction():
+    model, batch = pointwise_model(), images()
+    np.testing.assert_allclose(
+        inference.predict_probabilities(model, batch, flip=True), inference.predict_probabilities(model, batch),
+        atol=1e-6,
+    )
+
+
+def test_flip_changes_a_model_that_is_not_symmetric():
+    model, batch = context_model(), images()
+    plain = inference.predict_probabilities(model, batch)
+    assert not np.allclose(inference.predict_probabilities(model, batch, flip=True), plain, atol=1e-4)
+
+
+def test_sliding_window_equal_to_the_input_equals_single_scale():
+    model, batch = context_model(), images()
+    np.testing.assert_allclose(
+        inference.predict_probabilities(model, batch, window=(13, 17)),
+        inference.predict_probabilities(model, batch),
+        atol=1e-6,
+    )
+
+
+def reference_windows(length: int, window: int, stride: int) -> list[int]:
+    """Window starts written out by hand: every `stride`, plus one flush with the end."""
+    starts = [0]
+    while starts[-1] + window < length:
+        starts.append(min(starts[-1] + stride, length - window))
+    return starts
+
+
+def test_overlapping_windows_are_averaged_like_the_numpy_reference():
+    model, batch = context_model(), images((1, 20, 23))
+    window, overlap = (8, 10), 0.5
+    total = np.zeros((1, 20, 23, NUM_CLASSES))
+    counts = np.zeros((20, 23))
+    for top in reference_windows(20, 8, 4):
+        for left in reference_windows(23, 10, 5):
+            tile = batch[:, top : top + 8, left : left + 10]
+            total[:, top : top + 8, left : left + 10] += numpy_softmax(np.asarray(model(tile)[0]))
+            counts[top : top + 8, left : left + 10] += 1
+    expected = total / counts[None, :, :, None]
+    result = inference.predict_probabilities(model, batch, window=window, overlap=overlap)
+    np.testing.assert_allclose(result, expected, atol=1e-6)
+    # and the windows really matter here: border effects make it differ from one pass over the whole image
+    assert not np.allclose(result, inference.predict_probabilities(model, batch), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"flip": True}, {"scales": (0.5, 1.0, 1.5)}, {"window": (8, 8)}, {"window": (32, 32)}]
+)
+def test_output_shapes_follow_odd_input_sizes(options):
+    ids = inference.predict_ids(context_model(), images((2, 13, 17)), **options)
+    assert ids.shape == (2, 13, 17) and ids.dtype == np.uint8
+    assert ids.max() < NUM_CLASSES
+
+
+def test_multi_scale_of_a_pointwise_model_on_a_flat_image_equals_single_scale():
+    flat = np.broadcast_to(np.array([0.2, 0.5, 0.9], np.float32), (1, 9, 11, 3)).copy()
+    model = pointwise_model()
+    np.testing.assert_allclose(
+        inference.predict_probabilities(model, flat, scales=(0.5, 1.0, 2.0)),
+        inference.predict_probabilities(model, flat),
+        atol=1e-5,
+    )
+
+
+class ConstantColour(keras.layers.Layer):
+    """Paints every pixel with one fixed RGB colour (a stand-in for the article model's output)."""
+
+    def __init__(self, colour, **kwargs):
+        super().__init__(**kwargs)
+        self.colour = np.asarray(colour, np.float32)
+
+    def call(self, images):
+        return keras.ops.zeros_like(images) + self.colour
+
+
+def colour_model(colour) -> keras.Model:
+    inputs = keras.Input((8, 8, 3))
+    return keras.Model(inputs, keras.layers.Flatten()(ConstantColour(colour)(inputs)))
+
+
+def test_rgb_model_output_is_decoded_to_the_nearest_palette_class():
+    car = 13  # a palette colour, slightly off as a regression output would be
+    model = colour_model((PALETTE[car] + 3) / 255.0)
+    assert (inference.predict_ids(model, images((1, 8, 8))) == car).all()
+
+
+def test_rgb_model_painting_a_void_colour_scores_as_misses():
+    model = colour_model((0.0, 0.0, 0.0))  # black: the 'unlabeled' void colour
+    labels = np.zeros((1, 8, 8), np.int32)
+    labels[0, 0, :4] = IGNORE_LABEL
+    scores = inference.evaluate(model, [(images((1, 8, 8)), labels)])
+    assert scores.pixel_accuracy == 0.0 and scores.confusion[:, -1].sum() == 60
+
+
+def test_evaluate_scores_a_perfect_and_a_known_wrong_model():
+    model = pointwise_model()
+    batch = images((2, 6, 6))
+    labels = inference.predict_ids(model, batch).astype(np.int32)
+    assert inference.evaluate(model, [(batch, labels)]).miou == pytest.approx(1.0)
+    wrong = (labels + 1) % NUM_CLASSES
+    assert inference.evaluate(model, [(batch, wrong)]).pixel_accuracy == 0.0
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"\(B, H, W, 3\)"):
+        inference.predict_ids(pointwise_model(), np.zeros((4, 4, 3)))
+    with pytest.raises(DataError, match="does not exist"):
+        inference.load_model(tmp_path / "missing.keras")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="broken.jpg"):
+        inference.load_photo(tmp_path / "broken.jpg")
+
+
+def test_load_photo_takes_the_left_half_of_a_pair(tmp_path):
+    from PIL import Image
+
+    pair = np.zeros((16, 32, 3), np.uint8)
+    pair[:, :16] = 200
+    Image.fromarray(pair).save(tmp_path / "pair.png")
+    photo = inference.load_photo(tmp_path / "pair.png")
+    assert photo.shape == (16, 16, 3) and np.allclose(photo, 200 / 255)
+
+
+def test_overlay_blends_palette_colours_and_leaves_ignored_pixels():
+    image = np.full((1, 2, 3), 0.5, np.float32)
+    ids = np.array([[0, IGNORE_LABEL]], np.uint8)
+    overlay = inference.overlay_colours(image, ids, alpha=0.5)
+    np.testing.assert_array_equal(overlay[0, 0], np.rint(0.5 * 127.5 + 0.5 * PALETTE[0].astype(float)))
+    np.testing.assert_array_equal(overlay[0, 1], [128, 128, 128])
