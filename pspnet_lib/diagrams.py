@@ -143,7 +143,7 @@ def draw_receptive_field(
     offsets = sampled_offsets(kernel_size, dilations) * feature_stride
     side = receptive_field_size(kernel_size, dilations) * feature_stride
     ax.imshow(image)
-    taps = ax.scatter(col0 + offsets[:, 1], row0 + offsets[:, 0], s=6, c=TAP_COLOR, marker="s", linewidths=0)
+    taps = ax.scatter(col0 + offsets[:, 1], row0 + offsets[:, 0], s=10, c=TAP_COLOR, marker="s", linewidths=0)
     field = Rectangle(
         (col0 - side / 2, row0 - side / 2), side, side, fill=False, edgecolor=FIELD_COLOR, linewidth=2
     )

@@ -1,0 +1,129 @@
+"""The committed notebooks are fresh and follow the course template.
+
+Fresh: executed top to bottom (in default mode, by `make notebooks`) with their outputs stored, so a
+student who only reads them sees every figure and number. Template: a title, learning objectives, a
+first cell that installs the library when missing, a papermill `parameters` cell that shrinks in fast
+mode, widget cells whose output nbval ignores, and a check-your-understanding block with 2-4 folded
+solutions. (Running them is nbval's job: `pytest --nbval-lax ... notebooks/`.)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+EXPECTED = [
+    "00_start_here.ipynb",
+    "01_dilated_convolutions.ipynb",
+    "02_dilated_residual_backbone.ipynb",
+    "03_pyramid_pooling_module.ipynb",
+    "04_assembling_pspnet.ipynb",
+]
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _load(path: Path) -> nbformat.NotebookNode:
+    """Read and validate a notebook file."""
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    return notebook
+
+
+def _code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    """Code cells with any source."""
+    return [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
+
+
+def _markdown(notebook: nbformat.NotebookNode) -> list[str]:
+    """Sources of the markdown cells."""
+    return [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
+
+
+def _headings(notebook: nbformat.NotebookNode) -> list[str]:
+    """Every markdown heading's text, lower-cased."""
+    return [m.lower() for text in _markdown(notebook) for m in re.findall(r"^#+\s+(.*)$", text, re.MULTILINE)]
+
+
+def _section_cells(notebook: nbformat.NotebookNode, heading: str) -> list[nbformat.NotebookNode]:
+    """Cells from the markdown cell containing `heading` to the end of the notebook."""
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown" and re.search(rf"^#+\s+{heading}", cell.source, re.I | re.M):
+            return notebook.cells[index:]
+    return []
+
+
+def _is_solution(cell: nbformat.NotebookNode) -> bool:
+    """A folded solution: a <details> markdown block or a code cell with its source hidden."""
+    if cell.cell_type == "markdown":
+        return "<details>" in cell.source and "<summary>Solution" in cell.source
+    return bool(cell.metadata.get("jupyter", {}).get("source_hidden"))
+
+
+def test_the_five_course_notebooks_exist() -> None:
+    assert [path.name for path in NOTEBOOKS[:5]] == EXPECTED
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda path: path.name)
+def notebook(request) -> nbformat.NotebookNode:
+    """Each numbered notebook, loaded."""
+    return _load(request.param)
+
+
+def test_every_code_cell_executed_in_order(notebook) -> None:
+    counts = [cell.execution_count for cell in _code_cells(notebook)]
+    assert None not in counts, "some code cells were never executed: run `make notebooks`"
+    assert counts == list(range(1, len(counts) + 1)), f"not executed top to bottom in one run: {counts}"
+
+
+def test_no_stored_errors_or_stderr(notebook) -> None:
+    for cell in _code_cells(notebook):
+        for output in cell.outputs:
+            assert output.output_type != "error", f"stored error in cell:\n{cell.source}"
+            assert output.get("name") != "stderr", (
+                f"stray stderr {output.text[:200]!r} in cell:\n{cell.source}"
+            )
+
+
+def test_title_objectives_and_check_your_understanding(notebook) -> None:
+    assert notebook.cells[1].cell_type == "markdown" and notebook.cells[1].source.startswith("# ")
+    assert any("learning objectives" in heading for heading in _headings(notebook))
+    exercises = _section_cells(notebook, "check your understanding")
+    assert exercises, "no 'Check your understanding' section"
+    solutions = [cell for cell in exercises if _is_solution(cell)]
+    assert 2 <= len(solutions) <= 4, f"expected 2-4 folded solutions, found {len(solutions)}"
+
+
+def test_first_cell_installs_the_library_when_missing(notebook) -> None:
+    first = notebook.cells[0]
+    assert first.cell_type == "code"
+    assert "import pspnet_lib" in first.source and "except ImportError" in first.source
+    assert "%pip install" in first.source
+
+
+def test_parameters_cell_shrinks_in_fast_mode(notebook) -> None:
+    tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell must be tagged `parameters` (papermill)"
+    assert tagged[0].cell_type == "code" and "fast_mode()" in tagged[0].source
+
+
+def test_widget_cells_ignore_their_output(notebook) -> None:
+    for cell in _code_cells(notebook):
+        if "Explorer(" in cell.source:
+            assert "nbval-ignore-output" in cell.metadata.get("tags", []), cell.source
+            assert any(o.get("data", {}).get("image/png") for o in cell.outputs), "no static figure stored"
+
+
+def test_cells_stay_short(notebook) -> None:
+    lengths = [len(cell.source.splitlines()) for cell in _code_cells(notebook)]
+    assert max(lengths) <= 20, f"a code cell has {max(lengths)} lines; split it"
+    assert sum(length > 15 for length in lengths) <= 2
+
+
+def test_each_code_cell_follows_a_markdown_explanation(notebook) -> None:
+    for previous, cell in zip(notebook.cells[1:], notebook.cells[2:], strict=False):
+        if cell.cell_type == "code" and not _is_solution(cell):
+            assert previous.cell_type == "markdown", f"no markdown 'why' before:\n{cell.source}"
