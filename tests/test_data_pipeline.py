@@ -1,0 +1,149 @@
+"""The tf.data pipeline: shapes, label values, identical augmentation of image and label, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pspnet_lib.data import (
+    IGNORE_LABEL,
+    NUM_CLASSES,
+    DataError,
+    decode_mask,
+    ids_to_colors,
+    make_dataset,
+    read_pair,
+)
+
+
+def batches(dataset, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first `count` batches as NumPy arrays."""
+    return [(image.numpy(), label.numpy()) for image, label in dataset.take(count)]
+
+
+def write_self_describing_dataset(root: Path, count: int = 4) -> Path:
+    """Pairs whose photo IS the colour label map of large random blocks, so image and label can be compared."""
+    rng = np.random.default_rng(7)
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+        for index in range(1, count + 1):
+            blocks = rng.integers(0, NUM_CLASSES, (4, 4)).astype(np.uint8)
+            colors = ids_to_colors(blocks.repeat(64, 0).repeat(64, 1))
+            pair = np.concatenate([colors, colors], axis=1)
+            # Lossless PNG content under the .jpg name, so the photo keeps the exact label colours.
+            Image.fromarray(pair).save(root / split / f"{index}.jpg", format="PNG")
+    return root
+
+
+def far_from_label_borders(label: np.ndarray, margin: int = 2) -> np.ndarray:
+    """Pixels whose label equals every label within `margin` pixels (per image of a batch)."""
+    padded = np.pad(label, [(0, 0), (margin, margin), (margin, margin)], mode="edge")
+    keep = np.ones(label.shape, bool)
+    height, width = label.shape[1:]
+    for dy in range(2 * margin + 1):
+        for dx in range(2 * margin + 1):
+            keep &= padded[:, dy : dy + height, dx : dx + width] == label
+    return keep
+
+
+def test_batches_have_the_promised_shapes_types_and_values(synthetic_pairs) -> None:
+    dataset = make_dataset(synthetic_pairs, "train", image_size=(48, 64), batch_size=3, seed=1)
+    assert dataset.element_spec[0].shape.as_list() == [None, 48, 64, 3]
+    for image, label in batches(dataset, 3):
+        assert image.dtype == np.float32 and image.shape[1:] == (48, 64, 3)
+        assert label.dtype == np.int32 and label.shape == image.shape[:3]
+        assert 0.0 <= image.min() and image.max() <= 1.0
+        assert set(np.unique(label)) <= set(range(NUM_CLASSES)) | {IGNORE_LABEL}
+
+
+def test_validation_split_matches_read_pair_without_augmentation(synthetic_pairs) -> None:
+    dataset = make_dataset(synthetic_pairs, "val", image_size=256, batch_size=4)
+    ((image, label),) = batches(dataset, 1)
+    for index in range(4):
+        photo, ids = read_pair(synthetic_pairs / "val" / f"{index + 1}.jpg")
+        assert np.abs(image[index] * 255 - photo).mean() < 1.0
+        assert np.mean(label[index] == ids) > 0.995
+
+
+def test_nearest_resizing_creates_no_new_label_values(synthetic_pairs) -> None:
+    original = set()
+    for index in range(1, 5):
+        original |= set(np.unique(read_pair(synthetic_pairs / "val" / f"{index}.jpg")[1]))
+    plain = make_dataset(synthetic_pairs, "val", image_size=100, batch_size=4)
+    assert set(np.unique(batches(plain, 1)[0][1])) <= original
+    augmented = make_dataset(synthetic_pairs, "val", image_size=100, batch_size=4, augment=True, seed=3)
+    assert set(np.unique(batches(augmented, 1)[0][1])) <= original | {IGNORE_LABEL}
+
+
+def test_image_and_label_are_scaled_cropped_and_flipped_together(tmp_path) -> None:
+    root = write_self_describing_dataset(tmp_path, count=8)
+    for seed in (1, 2):  # 16 augmented pairs: about 8 flipped, each with its own scale and crop
+        dataset = make_dataset(root, "train", image_size=128, batch_size=8, scale_range=(0.5, 2.0), seed=seed)
+        ((image, label),) = batches(dataset, 1)
+        from_image = decode_mask(np.round(image * 255).astype(np.uint8))
+        for one_image, one_label, decoded in zip(image, label, from_image, strict=True):
+            inside = far_from_label_borders(one_label[None])[0] & (one_label != IGNORE_LABEL)
+            assert inside.mean() > 0.1  # at scale 0.5 three quarters of the crop is padding
+            assert np.mean(decoded[inside] == one_label[inside]) > 0.99
+            assert np.all(one_image[one_label == IGNORE_LABEL] == 0.0)
+
+
+def test_augmentation_really_varies_the_crops(tmp_path) -> None:
+    root = write_self_describing_dataset(tmp_path)
+    plain = batches(
+        make_dataset(root, "train", image_size=128, batch_size=4, augment=False, shuffle=False), 1
+    )
+    augmented = batches(make_dataset(root, "train", image_size=128, batch_size=4, shuffle=False, seed=1), 1)
+    assert np.mean(plain[0][1] != augmented[0][1]) > 0.2
+
+
+def test_same_seed_same_batches_different_seed_different_batches(synthetic_pairs) -> None:
+    def run(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        return batches(make_dataset(synthetic_pairs, "train", image_size=64, batch_size=4, seed=seed), 2)
+
+    first, again, other = run(11), run(11), run(12)
+    for (image_a, label_a), (image_b, label_b) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(image_a, image_b)
+        np.testing.assert_array_equal(label_a, label_b)
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(first, other, strict=True))
+
+
+def test_limit_cache_and_skip_bad(synthetic_pairs, tmp_path) -> None:
+    assert (
+        sum(len(label) for _, label in batches(make_dataset(synthetic_pairs, "train", 32, 3, limit=5), 9))
+        == 5
+    )
+    options = dict(image_size=32, batch_size=4, augment=False, shuffle=False)
+    cached = make_dataset(synthetic_pairs, "val", cache=True, **options)
+    ((image_from_files, label_from_files),) = batches(make_dataset(synthetic_pairs, "val", **options), 1)
+    for _epoch in range(2):
+        ((image_from_cache, label_from_cache),) = batches(cached, 1)
+        np.testing.assert_array_equal(image_from_cache, image_from_files)
+        np.testing.assert_array_equal(label_from_cache, label_from_files)
+    root = tmp_path / "copy"
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+        for path in (synthetic_pairs / split).glob("*.jpg"):
+            (root / split / path.name).write_bytes(path.read_bytes())
+    (root / "train" / "2.jpg").write_bytes(b"\xff\xd8 broken")
+    with pytest.raises(DataError, match="2.jpg"):
+        make_dataset(root, "train", 32, 4)
+    with pytest.warns(UserWarning, match="2.jpg"):
+        dataset = make_dataset(root, "train", 32, 4, skip_bad=True)
+    assert sum(len(label) for _, label in batches(dataset, 9)) == 7
+
+
+def test_bad_arguments_raise_value_errors_naming_them(synthetic_pairs) -> None:
+    with pytest.raises(ValueError, match="image_size"):
+        make_dataset(synthetic_pairs, image_size=(0, 4))
+    with pytest.raises(ValueError, match="scale_range"):
+        make_dataset(synthetic_pairs, scale_range=(2.0, 1.0))
+    with pytest.raises(ValueError, match="split"):
+        make_dataset(synthetic_pairs, split="test")
+    with pytest.raises(ValueError, match="batch_size"):
+        make_dataset(synthetic_pairs, batch_size=0)
+    with pytest.raises(DataError, match="does not exist"):
+        make_dataset(synthetic_pairs / "missing")

@@ -1,0 +1,108 @@
+"""The synthetic city: file format, exact labels behind the JPEGs, determinism, layout, regeneration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pspnet_lib.data import (
+    CLASS_NAMES,
+    IGNORE_LABEL,
+    DataError,
+    default_synthetic_root,
+    ensure_synthetic_dataset,
+    list_pairs,
+    read_pair,
+    synthetic_label_ids,
+    synthetic_pair,
+    write_synthetic_dataset,
+)
+
+ROAD, SIDEWALK = CLASS_NAMES.index("road"), CLASS_NAMES.index("sidewalk")
+
+
+def test_files_have_the_kaggle_format(synthetic_pairs) -> None:
+    assert [p.name for p in list_pairs(synthetic_pairs / "train")] == [f"{i}.jpg" for i in range(1, 9)]
+    assert len(list_pairs(synthetic_pairs / "val")) == 4
+    with Image.open(synthetic_pairs / "val" / "1.jpg") as image:
+        assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (512, 256))
+
+
+def test_decoded_jpeg_masks_match_the_generated_ids(synthetic_pairs) -> None:
+    right = total = 0
+    for split, count in (("train", 8), ("val", 4)):
+        for index in range(1, count + 1):
+            _, decoded = read_pair(synthetic_pairs / split / f"{index}.jpg")
+            truth = synthetic_label_ids(synthetic_pairs, split, index)
+            labelled = truth != IGNORE_LABEL
+            right += int((decoded[labelled] == truth[labelled]).sum())
+            total += int(labelled.sum())
+    assert right / total >= 0.98
+
+
+def test_generation_is_deterministic_per_seed_split_and_index() -> None:
+    first, again = synthetic_pair(3, "train", 5), synthetic_pair(3, "train", 5)
+    np.testing.assert_array_equal(first.image, again.image)
+    np.testing.assert_array_equal(first.label_ids, again.label_ids)
+    for other in (synthetic_pair(4, "train", 5), synthetic_pair(3, "val", 5), synthetic_pair(3, "train", 6)):
+        assert not np.array_equal(first.label_ids, other.label_ids)
+
+
+def test_class_frequencies_resemble_cityscapes() -> None:
+    ids = np.stack([synthetic_pair(0, "train", i).label_ids for i in range(1, 9)])
+    counts = np.bincount(ids[ids != IGNORE_LABEL], minlength=19) / (ids != IGNORE_LABEL).sum()
+    assert counts.argmax() == ROAD and 0.25 < counts[ROAD] < 0.55
+    for name in ("sidewalk", "building", "vegetation", "sky", "car", "pole", "person"):
+        assert counts[CLASS_NAMES.index(name)] > 0.001, name
+    assert 0.05 < (ids == IGNORE_LABEL).mean() < 0.3
+
+
+def test_road_and_sidewalk_look_alike_and_sidewalk_lies_beside_the_road() -> None:
+    for index in range(1, 6):
+        pair = synthetic_pair(0, "val", index)
+        photo = pair.image.astype(float)
+        road, sidewalk = photo[pair.label_ids == ROAD], photo[pair.label_ids == SIDEWALK]
+        assert np.abs(road.mean(0) - sidewalk.mean(0)).max() < 12
+        assert abs(road.std() - sidewalk.std()) < 6
+        rows, cols = np.nonzero(pair.label_ids == SIDEWALK)
+        # In a row showing both, sidewalk is never inside the road's column span: it flanks the road.
+        checked = 0
+        for row in np.unique(rows):
+            road_cols = np.flatnonzero(pair.label_ids[row] == ROAD)
+            side_cols = cols[rows == row]
+            if road_cols.size:
+                checked += 1
+                assert not ((side_cols > road_cols.min()) & (side_cols < road_cols.max())).any()
+        assert checked > 10
+
+
+def test_ensure_generates_once_and_repairs_an_incomplete_folder(tmp_path) -> None:
+    root = ensure_synthetic_dataset(tmp_path / "toy", num_train=2, num_val=1, seed=0)
+    first = root / "train" / "2.jpg"
+    stamp = first.stat().st_mtime_ns
+    assert ensure_synthetic_dataset(root, num_train=2, num_val=1, seed=0) == root
+    assert first.stat().st_mtime_ns == stamp
+    first.unlink()
+    ensure_synthetic_dataset(root, num_train=2, num_val=1, seed=0)
+    assert first.is_file()
+
+
+def test_regenerating_fewer_pairs_removes_the_extra_files(tmp_path) -> None:
+    write_synthetic_dataset(tmp_path, num_train=3, num_val=1)
+    write_synthetic_dataset(tmp_path, num_train=2, num_val=1)
+    assert [p.name for p in list_pairs(tmp_path / "train")] == ["1.jpg", "2.jpg"]
+
+
+def test_default_location_follows_the_data_dir(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("PSPNET_DATA_DIR", str(tmp_path))
+    assert default_synthetic_root() == tmp_path / "toy_cityscapes"
+
+
+def test_bad_arguments_are_rejected(tmp_path) -> None:
+    with pytest.raises(ValueError, match="num_train"):
+        write_synthetic_dataset(tmp_path, num_train=0)
+    with pytest.raises(ValueError, match="split"):
+        synthetic_pair(0, "test", 1)
+    with pytest.raises(DataError, match="synthetic"):
+        synthetic_label_ids(tmp_path, "train", 1)
