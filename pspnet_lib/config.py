@@ -29,3 +29,23 @@ def gpu_count() -> int:
     import tensorflow as tf
 
     return len(tf.config.list_physical_devices("GPU"))
+
+
+def import_tensorflow_quietly():
+    """Import and return TensorFlow with its start-up notices silenced.
+
+    TF_CPP_MIN_LOG_LEVEL=2 hides most C++ log lines, but TensorFlow 2.21 still writes a oneDNN notice to
+    file descriptor 2 before its logging starts (a notebook shows it as a red stderr block). The import is
+    done once with that descriptor pointed at /dev/null; later imports reuse the loaded module.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(devnull)
+        os.close(saved_stderr)
+    return tf

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
+
+from pspnet_lib.config import import_tensorflow_quietly
 
 # Module name under pspnet_lib.cli for each command group, in the order `--help` lists them.
 COMMAND_MODULES = ("data", "train")
@@ -35,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv`, run the chosen command and return its exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    import_tensorflow_quietly()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
