@@ -7,8 +7,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import kagglehub
-
 from pspnet_lib.config import data_root
 from pspnet_lib.data.errors import DataError
 from pspnet_lib.data.pairs import PAIR_SUFFIXES
@@ -151,6 +149,8 @@ def default_dataset(
 
 def download_cityscapes_pairs(timeout: float = 1800.0, output_dir: str | Path | None = None) -> Path:
     """Download the Kaggle pairs with kagglehub (with its progress bar); a clear DataError when offline or too slow."""
+    import kagglehub  # imported here: it loads IPython, which a GPU server need not have
+
     if timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
     outcome: dict[str, object] = {}

@@ -98,7 +98,7 @@ def describe_bad_pairs(bad: dict[Path, str]) -> str:
     return "\n".join(f"  {path}: {problem}" for path, problem in bad.items())
 
 
-def usable_pairs(paths: list[Path], skip_bad: bool = False, full_decode: bool = False) -> list[Path]:
+def usable_pairs(paths: list[Path], skip_bad: bool = False, full_decode: bool = True) -> list[Path]:
     """`paths` after validation: raise listing every bad file, or with `skip_bad` warn and leave them out."""
     bad = find_bad_pairs(paths, full_decode)
     if bad and not skip_bad:

@@ -129,7 +129,8 @@ def make_dataset(
 
     `augment` and `shuffle` default to on for "train" only; `cache` keeps decoded pairs in memory (True)
     or in a file (a path); `limit` takes the first files only; `skip_bad` leaves unusable files out
-    with a warning instead of raising.
+    with a warning instead of raising. Every file is fully decoded once up front (~0.5 ms each), so a
+    corrupt file is reported by name here rather than failing deep inside TensorFlow mid-epoch.
     """
     size = image_hw(image_size)
     scale_range = check_scale_range(scale_range)
