@@ -119,7 +119,31 @@ def create_strategy(plan: DevicePlan):
     import tensorflow as tf
 
     if plan.strategy == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _nest_reducing(tf.distribute.MultiWorkerMirroredStrategy)()
     if plan.strategy == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _nest_reducing(strategy_class: type) -> type:
+    """`strategy_class` with a `reduce` that Keras 3 `fit` can use across several workers.
+
+    Keras reduces a whole (x, y) batch with one `strategy.reduce` call, and per-replica scalars (loss,
+    metrics) with `axis=0` or no axis at all; TensorFlow's multi-worker reduce takes one value at a time,
+    needs `axis`, and rejects axis 0 on scalars (keras-team/keras#20585). This `reduce` goes leaf by leaf,
+    with `axis` optional and ignored for scalars.
+    """
+
+    class NestReducingStrategy(strategy_class):
+        def reduce(self, reduce_op, value, axis=None):
+            """Reduce every leaf of `value` separately (scalars over replicas only)."""
+            import tensorflow as tf
+
+            def reduce_leaf(leaf):
+                rank = self.experimental_local_results(leaf)[0].shape.rank
+                return super(NestReducingStrategy, self).reduce(reduce_op, leaf, None if rank == 0 else axis)
+
+            return tf.nest.map_structure(reduce_leaf, value)
+
+    NestReducingStrategy.__name__ = f"NestReducing{strategy_class.__name__}"
+    return NestReducingStrategy
