@@ -97,7 +97,7 @@ class SegmentationScores:
         return {
             "miou": _json_float(self.miou),
             "pixel_accuracy": _json_float(self.pixel_accuracy),
-            "per_class_iou": {name: _json_float(iou) for name, iou in zip(class_names, self.per_class_iou)},
+            "per_class_iou": {name: _json_float(iou) for name, iou in zip(class_names, self.per_class_iou, strict=True)},
         }
 
 

@@ -54,7 +54,7 @@ def plot_per_class_iou(per_class_iou: Sequence[float], class_names: Sequence[str
     axes = figure.subplots()
     positions = np.arange(len(ious))
     axes.barh(positions, np.nan_to_num(ious), color=ids_to_colors(positions) / 255.0, edgecolor="black")
-    for position, iou in zip(positions, ious):
+    for position, iou in zip(positions, ious, strict=True):
         axes.text(0.01 if math.isnan(iou) else iou + 0.01, position, "n/a" if math.isnan(iou) else f"{iou:.2f}",
                   va="center", fontsize="small")
     if not np.isnan(ious).all():

@@ -176,3 +176,39 @@ def test_overlay_blends_palette_colours_and_leaves_ignored_pixels():
     overlay = inference.overlay_colours(image, ids, alpha=0.5)
     np.testing.assert_array_equal(overlay[0, 0], np.rint(0.5 * 127.5 + 0.5 * PALETTE[0].astype(float)))
     np.testing.assert_array_equal(overlay[0, 1], [128, 128, 128])
+
+
+# --- evaluation figures ---------------------------------------------------------------------------------
+
+
+def test_confusion_matrix_figure_shows_row_shares():
+    from pspnet_lib import viz
+
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES))
+    confusion[0, 0], confusion[0, 1], confusion[1, 1] = 3, 1, 5
+    shown = viz.plot_confusion_matrix(confusion).axes[0].images[0].get_array()
+    assert shown[0, 0] == pytest.approx(0.75) and shown[0, 1] == pytest.approx(0.25) and shown[1, 1] == 1.0
+    assert shown[2:].sum() == 0  # classes never seen: empty rows, not NaN
+
+
+def test_per_class_iou_figure_draws_one_bar_per_class_at_its_iou():
+    from pspnet_lib import viz
+
+    ious = np.linspace(0, 0.9, NUM_CLASSES)
+    ious[3] = np.nan
+    bars = viz.plot_per_class_iou(ious).axes[0].patches
+    widths = [bar.get_width() for bar in bars]
+    np.testing.assert_allclose(widths, np.nan_to_num(ious))
+
+
+def test_prediction_figure_and_png_are_written_without_a_display(tmp_path):
+    from pspnet_lib import viz
+
+    batch = images((2, 8, 8))
+    ids = inference.predict_ids(pointwise_model(), batch)
+    figure = viz.plot_predictions(batch, ids, ids)
+    assert len(figure.axes) == 6
+    viz.save_figure(figure, tmp_path / "predictions.png")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "predictions.png").format == "PNG"

@@ -54,7 +54,7 @@ def test_two_workers_end_with_identical_weights(synthetic_pairs, tmp_path):
     finally:
         for worker in workers:
             worker.kill()
-    for worker, (_, stderr) in zip(workers, results):
+    for worker, (_, stderr) in zip(workers, results, strict=True):
         assert worker.returncode == 0, stderr[-3000:]
 
     # Gradients are all-reduced, so every trainable weight must match bit for bit. BatchNorm moving

@@ -95,7 +95,7 @@ def test_palette_colour_mse_matches_numpy_reference():
     labels, _ = random_batch(1)
     rgb = np.random.default_rng(2).random(labels.shape + (3,)).astype(np.float32)
     per_image = []
-    for image_labels, image_rgb in zip(labels, rgb):
+    for image_labels, image_rgb in zip(labels, rgb, strict=True):
         valid = image_labels != IGNORE_LABEL
         target = PALETTE[image_labels[valid]] / 255.0
         per_image.append(((image_rgb[valid] - target) ** 2).mean())
@@ -221,3 +221,17 @@ def test_time_budget_stops_training():
                         callbacks=[budget], verbose=0)
     assert budget.stopped and len(history.history["loss"]) == 1
     assert not math.isnan(history.history["loss"][0])
+
+
+def test_live_view_writes_a_png_each_epoch_without_a_notebook(tmp_path):
+    from PIL import Image
+
+    from pspnet_lib.live_view import LiveView
+
+    model = two_headed_model()
+    training.compile_for_training(model, keras.optimizers.SGD(0.01))
+    images, labels = np.random.default_rng(0).random((2, 8, 8, 3)).astype(np.float32), np.zeros((2, 8, 8), np.int32)
+    view = LiveView(tmp_path, images, labels)
+    model.fit(images, {"logits": labels, "aux_logits": labels}, epochs=2, callbacks=[view], verbose=0)
+    assert [row["epoch"] for row in view.history] == [1, 2]
+    assert Image.open(tmp_path / "live_view.png").format == "PNG"

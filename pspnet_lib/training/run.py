@@ -15,12 +15,17 @@ from pathlib import Path
 
 import keras
 
-from pspnet_lib.training.callbacks import TimeBudget, atomic_save_model, atomic_write_text, read_history, run_callbacks
+from pspnet_lib.inference import is_colour_model
+from pspnet_lib.metrics import segmentation_metrics
+from pspnet_lib.training.callbacks import (
+    TimeBudget,
+    atomic_write_text,
+    read_history,
+    run_callbacks,
+)
 from pspnet_lib.training.devices import DeviceSwitches, apply_precision, create_strategy, current_plan
 from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColourMSE, segmentation_loss
 from pspnet_lib.training.optimizers import build_optimizer
-from pspnet_lib.inference import is_colour_model
-from pspnet_lib.metrics import segmentation_metrics
 
 MODELS = ("pspnet", "fcn", "article")
 # Layer-name starts of the backbone (ResNet-50 stem and stages conv2..conv5, or the small stem): the rest is head.
