@@ -52,7 +52,7 @@ def trained_run(synthetic_pairs, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "small"
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
-        status = main(train_args(synthetic_pairs, run_dir, "--epochs", "1", "--mixed-precision", "--distribute"))
+        status = main(train_args(synthetic_pairs, run_dir, "--epochs", "1", "--mixed-precision", "--xla", "--distribute"))
     assert status == 0, stderr.getvalue()
     return run_dir, stderr.getvalue()
 
@@ -71,7 +71,7 @@ def test_train_writes_model_history_and_config(trained_run):
 def test_gpu_options_on_a_cpu_give_one_notice_line_and_a_cpu_run(trained_run):
     run_dir, stderr = trained_run
     notices = [line for line in stderr.splitlines() if "No GPU visible" in line]
-    assert len(notices) == 1 and "mixed precision" in notices[0]
+    assert len(notices) == 1 and "mixed precision" in notices[0] and "XLA" in notices[0]
     assert (run_dir / "model.keras").is_file()
 
 

@@ -25,7 +25,7 @@ TWO_WORKERS = json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
     ("gpus", "switches", "tf_config", "expected"),
     [
         ([], DeviceSwitches(), None, ("default", "float32", False)),
-        ([], DeviceSwitches(xla=True), None, ("default", "float32", True)),
+        ([], DeviceSwitches(xla=True), None, ("default", "float32", False)),
         ([AMPERE], DeviceSwitches(), None, ("default", "mixed_bfloat16", True)),
         ([TURING], DeviceSwitches(), None, ("default", "mixed_float16", True)),
         ([AMPERE, TURING], DeviceSwitches(), None, ("mirrored", "mixed_float16", True)),
@@ -43,9 +43,10 @@ def test_device_plan_branches(gpus, switches, tf_config, expected):
 
 
 def test_gpu_options_on_a_cpu_give_one_line_notice_and_a_cpu_plan():
-    plan = plan_devices([], DeviceSwitches(mixed_precision=True, distribute=True))
-    assert (plan.strategy, plan.precision) == ("default", "float32")
-    assert "\n" not in plan.notice and "mixed precision" in plan.notice and "distribution" in plan.notice
+    plan = plan_devices([], DeviceSwitches(mixed_precision=True, xla=True, distribute=True))
+    assert (plan.strategy, plan.precision, plan.jit_compile) == ("default", "float32", False)
+    assert "\n" not in plan.notice
+    assert all(option in plan.notice for option in ("mixed precision", "XLA", "distribution"))
 
 
 def test_automatic_or_off_switches_on_a_cpu_say_nothing():

@@ -69,7 +69,7 @@ def add_train_parser(subparsers) -> None:
     parser.add_argument("--aux-weight", type=float, default=0.4, help="weight of the auxiliary loss")
     parser.add_argument("--head-lr-multiplier", type=float, default=1.0, help="e.g. 10 with a pretrained backbone")
     _switch(parser, "mixed-precision", "bfloat16/float16 compute (default: on with a GPU)")
-    _switch(parser, "xla", "XLA compilation (default: on with a GPU)")
+    _switch(parser, "xla", "XLA compilation (default: on with a GPU; a GPU option, ignored on a CPU)")
     _switch(parser, "distribute", "all visible GPUs / TF_CONFIG workers (default: on)")
     parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="skip TensorBoard logs")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
