@@ -1,0 +1,126 @@
+"""Learning at equal budget: mIoU on the synthetic val set after the same wall-clock training time per model."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.nearest_colour import rgb_output_to_ids
+from bench.results import Row
+from bench.targets import LEARNING_LEADER, leader_ahead
+from pspnet_lib.metrics import confusion_matrix, mean_iou
+
+MODEL_TITLES = {
+    "pspnet": "small PSPNet",
+    "fcn": "dilated FCN (no PPM)",
+    "article": "article model (RGB -> nearest palette colour)",
+}
+
+
+@dataclass(frozen=True)
+class LearningSetup:
+    """What every model gets: the same data, crop size, batch, optimiser and wall-clock budget."""
+
+    data: Path
+    budget_minutes: float
+    image_size: int = 128
+    batch_size: int = 8
+    optimizer: str = "adam"
+    seed: int = 0
+
+
+def predicted_ids(model, images: np.ndarray) -> np.ndarray:
+    """Class ids (B, H, W): argmax of the logits, or the nearest palette colour of an RGB model's output."""
+    from pspnet_lib.inference import is_colour_model, main_output
+
+    output = main_output(model, images)
+    return rgb_output_to_ids(output) if is_colour_model(model) else output.argmax(-1).astype(np.uint8)
+
+
+def validation_miou(model, setup: LearningSetup) -> float:
+    """mIoU of `model` over the whole val split of `setup.data` at the training crop size."""
+    from pspnet_lib.data import NUM_CLASSES, make_dataset
+
+    dataset = make_dataset(
+        setup.data,
+        "val",
+        image_size=setup.image_size,
+        batch_size=setup.batch_size,
+        augment=False,
+        shuffle=False,
+    )
+    total = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    for images, labels in dataset:
+        total += confusion_matrix(labels.numpy(), predicted_ids(model, images.numpy()), NUM_CLASSES)
+    return mean_iou(total)
+
+
+def step_counter():
+    """A Keras callback counting training batches (its `.steps`)."""
+    import keras
+
+    class StepCounter(keras.callbacks.Callback):
+        steps = 0
+
+        def on_train_batch_end(self, batch: int, logs=None) -> None:
+            self.steps += 1
+
+    return StepCounter()
+
+
+def train_within_budget(model_name: str, setup: LearningSetup, run_dir: Path) -> tuple[float, int, int]:
+    """Train `model_name` for the budget with the library's `train`; (val mIoU, steps, epochs)."""
+    from pspnet_lib.training import TrainConfig, train
+
+    config = TrainConfig(
+        out=str(run_dir),
+        data=str(setup.data),
+        model=model_name,
+        backbone="small",
+        image_size=setup.image_size,
+        batch_size=setup.batch_size,
+        epochs=100_000,
+        max_minutes=setup.budget_minutes,
+        seed=setup.seed,
+        optimizer=setup.optimizer,
+        tensorboard=False,
+    )
+    counter = step_counter()
+    result = train(config, callbacks=[counter], verbose=0)
+    return validation_miou(result.model, setup), counter.steps, len(result.history)
+
+
+def learning_rows(setup: LearningSetup, model_names: tuple[str, ...] = tuple(MODEL_TITLES)) -> list[Row]:
+    """One mIoU row per model; the PSPNet row carries the "ahead of the others" target."""
+    scores, details = {}, {}
+    with tempfile.TemporaryDirectory(prefix="bench-learning-") as folder:
+        for name in model_names:
+            miou, steps, epochs = train_within_budget(name, setup, Path(folder) / name)
+            scores[name] = None if math.isnan(miou) else miou
+            details[name] = {"steps": steps, "epochs": epochs}
+    settings = (
+        f"{setup.budget_minutes:g} min, {setup.image_size}px, batch {setup.batch_size}, {setup.optimizer}"
+    )
+    rows = []
+    for name in model_names:
+        detail = f"{settings}; {details[name]['steps']} steps, {details[name]['epochs']} epochs"
+        target, met = "", None
+        if name == LEARNING_LEADER and len(scores) > 1:
+            target, met = "> every other model", leader_ahead(scores)
+        rows.append(
+            Row(
+                "learning",
+                f"val mIoU, {MODEL_TITLES[name]}",
+                scores[name],
+                "mIoU",
+                detail,
+                target,
+                met,
+                extra=details[name],
+            )
+        )
+    return rows

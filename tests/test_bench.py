@@ -1,0 +1,393 @@
+"""The benchmark's own logic on tiny inputs: table, targets, JSON schema, machine description, loaders, options.
+
+No timing is asserted here: speeds are measured by `make bench`, never by tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+# bench/ is a top-level folder run as `python -m bench`, not part of the installed package: make it importable
+# under a bare `pytest` too (`python -m pytest` already puts the working directory on sys.path).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from bench import cli, machine, notebooks, pipeline, targets, throughput  # noqa: E402
+from bench.nearest_colour import nearest_palette_ids, nearest_palette_ids_per_pixel, rgb_output_to_ids  # noqa: E402
+from bench.results import (  # noqa: E402
+    TABLE_COLUMNS,
+    Report,
+    Row,
+    load_report,
+    markdown_table,
+    validate_report,
+    write_report,
+)
+from bench.timing import items_per_second  # noqa: E402
+from pspnet_lib.data import IGNORE_LABEL, PALETTE, list_pairs, read_pair  # noqa: E402
+
+# ---------------------------------------------------------------- table
+
+
+def table_cells(line: str) -> list[str]:
+    """Cells of one Markdown table line, honouring escaped pipes."""
+    cells = line.strip().strip("|").replace("\\|", "\0").split("|")
+    return [cell.strip().replace("\0", "|") for cell in cells]
+
+
+def sample_rows() -> list[Row]:
+    """Rows covering every kind of value, target and a pipe in a detail."""
+    return [
+        Row("pipeline", "tf.data", 123.456, "pairs/s", "a | b"),
+        Row("pipeline", "speed-up", 9.5, "x", "", ">= 10x", False),
+        Row("learning", "mIoU", 0.04321, "mIoU", "", "> others", True),
+        Row("training", "failed case", None, "images/s", "failed: XLA"),
+    ]
+
+
+def test_table_has_header_separator_and_one_line_per_row():
+    lines = markdown_table(sample_rows()).splitlines()
+    assert table_cells(lines[0]) == list(TABLE_COLUMNS)
+    assert set(lines[1].replace("|", "")) == {"-"}
+    assert len(lines) == 2 + len(sample_rows())
+    assert all(len(table_cells(line)) == len(TABLE_COLUMNS) for line in lines)
+
+
+def test_table_cells_show_values_targets_and_met():
+    body = [
+        dict(zip(TABLE_COLUMNS, table_cells(line), strict=True))
+        for line in markdown_table(sample_rows()).splitlines()[2:]
+    ]
+    assert body[0]["value"] == "123" and body[0]["detail"] == "a | b" and body[0]["met"] == ""
+    assert body[1]["value"] == "9.5" and body[1]["target"] == ">= 10x" and body[1]["met"] == "**no**"
+    assert body[2]["value"] == "0.0432" and body[2]["met"] == "yes"
+    assert body[3]["value"] == "-"
+
+
+# ---------------------------------------------------------------- targets
+
+
+@pytest.mark.parametrize(
+    ("fast", "slow", "met"), [(100.0, 10.0, True), (99.9, 10.0, False), (50.0, 2.0, True)]
+)
+def test_speedup_target_is_ten_times(fast, slow, met):
+    ratio = targets.speedup(fast, slow)
+    assert ratio == pytest.approx(fast / slow)
+    assert targets.speedup_met(ratio) is met
+
+
+@pytest.mark.parametrize(("fast", "slow"), [(None, 1.0), (1.0, None), (1.0, 0.0)])
+def test_missing_rates_give_no_speedup_and_miss_the_target(fast, slow):
+    assert targets.speedup(fast, slow) is None
+    assert targets.speedup_met(None) is False
+
+
+@pytest.mark.parametrize(
+    ("scores", "ahead"),
+    [
+        ({"pspnet": 0.5, "fcn": 0.4, "article": 0.1}, True),
+        ({"pspnet": 0.5, "fcn": 0.5, "article": 0.1}, False),  # a tie is not "ahead"
+        ({"pspnet": 0.3, "fcn": 0.4, "article": 0.1}, False),
+        ({"pspnet": 0.3, "fcn": math.nan, "article": None}, True),  # models without a score lose
+        ({"pspnet": None, "fcn": 0.1}, False),
+    ],
+)
+def test_pspnet_must_beat_every_other_model(scores, ahead):
+    assert targets.leader_ahead(scores) is ahead
+
+
+def test_leader_ahead_needs_the_leader_and_a_rival():
+    with pytest.raises(ValueError, match="pspnet"):
+        targets.leader_ahead({"fcn": 0.3, "article": 0.1})
+    with pytest.raises(ValueError, match="at least one other"):
+        targets.leader_ahead({"pspnet": 0.3})
+
+
+def test_notebook_limits_follow_the_issue():
+    assert targets.notebook_limit_seconds("notebooks/01_dilated_convolutions.ipynb", "fast") == 60
+    assert targets.notebook_limit_seconds("notebooks/01_dilated_convolutions.ipynb", "default") == 300
+    assert targets.notebook_limit_seconds("notebooks/08_ablation_pyramid_pooling.ipynb", "default") == 600
+    assert targets.notebook_limit_seconds("notebooks/08_ablation_pyramid_pooling.ipynb", "fast") == 60
+    with pytest.raises(ValueError, match="mode"):
+        targets.notebook_limit_seconds("x.ipynb", "slow")
+
+
+def test_within_limit_needs_success_and_time():
+    assert targets.within_limit(60.0, 60.0)
+    assert not targets.within_limit(60.5, 60.0)
+    assert not targets.within_limit(1.0, 60.0, succeeded=False)
+    assert targets.describe_limit(300) == "<= 5 min"
+
+
+# ---------------------------------------------------------------- JSON schema
+
+
+def sample_report() -> Report:
+    """A report with the sample rows and a machine description."""
+    return Report(
+        created="2025-01-01T00:00:00+00:00",
+        command="python -m bench",
+        machine={"cpu_model": "x"},
+        options={"quick": True},
+        notes="shared CPU",
+        rows=sample_rows(),
+        unmeasured=["gpu"],
+    )
+
+
+def test_report_round_trips_through_json(tmp_path):
+    path = write_report(sample_report(), tmp_path / "results" / "run.json")
+    assert json.loads(path.read_text())["schema_version"] == 1
+    assert load_report(path) == sample_report()
+    assert [p.name for p in path.parent.iterdir()] == ["run.json"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("machine"), "missing key 'machine'"),
+        (lambda d: d.update(schema_version=2), "schema_version 2"),
+        (lambda d: d.update(notes=None), "'notes' must be str"),
+        (lambda d: d["rows"][0].pop("unit"), r"rows\[0\]: missing key 'unit'"),
+        (lambda d: d["rows"][1].update(value="9.5"), r"rows\[1\]: 'value' must be"),
+        (lambda d: d["rows"][1].update(value=True), r"rows\[1\]: 'value' must be"),
+        (lambda d: d["rows"][1].update(met="yes"), r"rows\[1\]: 'met' must be"),
+        (lambda d: d["rows"][2].update(section="speed"), "section must be one of"),
+        (lambda d: d["rows"][2].update(value=math.inf), "finite"),
+    ],
+)
+def test_schema_check_names_the_wrong_field(change, message):
+    data = sample_report().as_json()
+    change(data)
+    with pytest.raises(ValueError, match=message):
+        validate_report(data)
+
+
+def test_loading_a_broken_file_names_it(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"rows": []}')
+    with pytest.raises(ValueError, match="broken.json is not a benchmark results file"):
+        load_report(path)
+
+
+def test_committed_results_files_follow_the_schema():
+    results = sorted((Path(cli.RESULTS_DIR)).glob("*.json"))
+    for path in results:
+        load_report(path)
+
+
+# ---------------------------------------------------------------- machine
+
+
+X86_CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu\n"
+ARM_CPUINFO = "processor\t: 0\nBogoMIPS\t: 48.00\nCPU part\t: 0xd0c\n\nHardware\t: BCM2835\n"
+
+
+def test_cpu_model_is_read_from_cpuinfo():
+    assert machine.cpu_model_from_cpuinfo(X86_CPUINFO) == "AMD EPYC 9B14"
+    assert machine.cpu_model_from_cpuinfo(ARM_CPUINFO) == "BCM2835"
+    assert machine.cpu_model_from_cpuinfo("processor\t: 0\n") is None
+
+
+def test_machine_description_lists_cores_gpus_and_versions():
+    described = machine.describe_machine(gpus=[])
+    assert described["gpus"] == []
+    assert 1 <= described["usable_cores"] <= described["logical_cores"]
+    assert described["cpu_model"]
+    versions = described["versions"]
+    assert versions["numpy"] == np.__version__
+    assert versions["keras"] == metadata.version("keras")
+    assert versions["python"].count(".") == 2
+    json.dumps(described)  # JSON-ready
+
+
+def test_installed_versions_skip_missing_packages():
+    assert set(machine.installed_versions(("numpy", "surely-not-installed-xyz"))) == {"python", "numpy"}
+
+
+# ---------------------------------------------------------------- nearest colour and the plain loop
+
+
+def test_palette_colours_and_small_perturbations_decode_to_their_ids():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, len(PALETTE), (6, 7))
+    # half the smallest distance between two palette colours keeps every pixel nearest its own colour
+    pairwise = np.sqrt(((PALETTE[:, None].astype(float) - PALETTE[None].astype(float)) ** 2).sum(-1))
+    radius = (pairwise[~np.eye(len(PALETTE), dtype=bool)].min() / 2 - 0.5) / np.sqrt(3)
+    noise = rng.integers(-int(radius), int(radius) + 1, (6, 7, 3))
+    rgb = np.clip(PALETTE[ids].astype(int) + noise, 0, 255).astype(np.uint8)
+    assert np.array_equal(nearest_palette_ids(PALETTE[ids]), ids)
+    assert np.array_equal(nearest_palette_ids(rgb), ids)
+    assert np.array_equal(nearest_palette_ids_per_pixel(rgb), ids)
+
+
+def test_per_pixel_loop_matches_the_vectorised_decoding_on_random_colours():
+    rgb = np.random.default_rng(1).integers(0, 256, (9, 11, 3)).astype(np.uint8)
+    assert np.array_equal(nearest_palette_ids_per_pixel(rgb), nearest_palette_ids(rgb))
+
+
+def test_rgb_outputs_in_unit_range_decode_like_their_bytes():
+    ids = np.arange(len(PALETTE)).reshape(1, -1)
+    assert np.array_equal(rgb_output_to_ids(PALETTE[ids] / 255.0), ids)
+
+
+def test_nearest_colour_rejects_non_rgb_input():
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        nearest_palette_ids(np.zeros((2, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="one image"):
+        nearest_palette_ids_per_pixel(np.zeros((1, 2, 2, 3), np.uint8))
+
+
+def test_tutorial_reader_agrees_with_read_pair_where_read_pair_is_sure(synthetic_pairs):
+    path = list_pairs(synthetic_pairs / "val")[0]
+    photo, ids = pipeline.tutorial_read_pair(path)
+    library_photo, library_ids = read_pair(path)
+    labelled = library_ids != IGNORE_LABEL
+    assert np.array_equal(photo, library_photo)
+    assert labelled.mean() > 0.5  # the synthetic city has void regions (e.g. the ego vehicle)
+    assert np.array_equal(ids[labelled], library_ids[labelled])
+
+
+def test_one_by_one_loader_yields_augmented_training_pairs(synthetic_pairs):
+    paths = list_pairs(synthetic_pairs / "train")[:3]
+    pairs = pipeline.load_one_by_one(paths, read_pair, size=32, seed=0)
+    assert len(pairs) == 3
+    for image, ids in pairs:
+        assert image.shape == (32, 32, 3) and image.dtype == np.float32
+        assert 0.0 <= image.min() and image.max() <= 1.0
+        assert ids.shape == (32, 32) and ids.dtype == np.int32
+        assert set(np.unique(ids)) <= set(range(len(PALETTE))) | {IGNORE_LABEL}
+
+
+def test_numpy_augmentation_pads_with_ignore_and_flips_image_and_label_together():
+    photo = np.zeros((8, 8, 3), np.uint8)
+    photo[:, :4] = 200  # bright left half, labelled 1; dark right half, labelled 2
+    ids = np.where(np.arange(8) < 4, 1, 2).astype(np.uint8)[None].repeat(8, 0)
+    for seed in range(20):
+        image, labels = pipeline.augment_pair_numpy(photo, ids, 8, np.random.default_rng(seed))
+        assert image.shape == (8, 8, 3) and labels.shape == (8, 8)
+        assert np.all(image[labels == IGNORE_LABEL] == 0)
+        if (labels == 1).any() and (labels == 2).any():  # bilinear blur at the border: compare the means
+            assert image[labels == 1].mean() > image[labels == 2].mean() + 50
+
+
+# ---------------------------------------------------------------- timing and throughput arithmetic
+
+
+def test_items_per_second_times_only_the_repeats():
+    ticks = iter([10.0, 14.0])  # start and end of the timed part
+    calls = []
+
+    def step() -> int:
+        calls.append(1)
+        return 5
+
+    assert items_per_second(step, warmup=2, repeats=4, clock=lambda: next(ticks)) == pytest.approx(20 / 4)
+    assert len(calls) == 6
+    with pytest.raises(ValueError, match="repeats"):
+        items_per_second(step, warmup=0, repeats=0)
+
+
+def test_flops_count_two_per_multiply_add_and_three_forwards_per_training_step():
+    assert throughput.flops_from_multiply_adds(1_000, training=False) == 2_000
+    assert throughput.flops_from_multiply_adds(1_000, training=True) == 6_000
+    assert throughput.gflops_per_second(4.0, 3 * 10**9) == pytest.approx(12.0)
+
+
+def test_throughput_cases_cover_backbones_sizes_xla_and_precisions():
+    cases = throughput.throughput_cases(
+        ("small", "resnet50"), (128, 256), ("float32", "mixed_float16"), quick=False
+    )
+    assert len(cases) == 2 * 2 * 2 * 2
+    assert {(c.backbone, c.image_size, c.xla, c.precision) for c in cases} == {
+        (b, s, x, p)
+        for b in ("small", "resnet50")
+        for s in (128, 256)
+        for x in (False, True)
+        for p in ("float32", "mixed_float16")
+    }
+    assert all(c.batch_size == 2 and c.steps <= 3 for c in cases if c.backbone == "resnet50")
+    assert cases[0].label() == "small 128px XLA off float32"
+
+
+# ---------------------------------------------------------------- options
+
+
+def test_only_keeps_the_canonical_order_and_rejects_unknown_sections():
+    assert cli.parse_sections("notebooks, pipeline") == ("pipeline", "notebooks")
+    assert cli.parse_sections(None) == ("pipeline", "training", "learning", "notebooks")
+    with pytest.raises(argparse.ArgumentTypeError, match="--only takes sections"):
+        cli.parse_sections("pipeline,gpu")
+
+
+def test_command_line_options():
+    args = cli.build_parser().parse_args(["--only", "learning", "--budget-minutes", "0.5", "--quick"])
+    assert args.only == ("learning",) and args.budget_minutes == 0.5 and args.quick
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--budget-minutes", "0"])
+
+
+def test_unmeasured_notes_name_skipped_sections_and_missing_gpu():
+    args = cli.build_parser().parse_args(["--only", "pipeline"])
+    notes = cli.unmeasured_notes(args, {"gpus": []})
+    assert "section training: not run (--only)" in notes and "section pipeline: not run (--only)" not in notes
+    assert any("no GPU" in note for note in notes)
+    assert not any("GPU" in note for note in cli.unmeasured_notes(args, {"gpus": [{"name": "A100"}]}))
+
+
+@pytest.mark.slow  # imports TensorFlow through pspnet_lib.training
+def test_mixed_precision_rows_only_with_a_gpu():
+    assert cli.mixed_precision_policies([]) == ("float32",)
+    ampere = [{"name": "A100", "compute_capability": [8, 0]}]
+    volta = [{"name": "V100", "compute_capability": [7, 0]}]
+    assert cli.mixed_precision_policies(ampere) == ("float32", "mixed_bfloat16")
+    assert cli.mixed_precision_policies(volta) == ("float32", "mixed_float16")
+
+
+# ---------------------------------------------------------------- notebooks
+
+
+def test_kernel_environment_sets_fast_mode_only_when_asked():
+    base = {"PSPNET_FAST": "1", "HOME": "/home/x"}
+    assert notebooks.kernel_environment("fast", base)["PSPNET_FAST"] == "1"
+    default = notebooks.kernel_environment("default", base)
+    assert (
+        "PSPNET_FAST" not in default
+        and default["HOME"] == "/home/x"
+        and default["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    )
+    with pytest.raises(ValueError, match="mode"):
+        notebooks.kernel_environment("slow", base)
+
+
+def test_notebook_paths_are_the_numbered_notebooks_in_order(tmp_path):
+    for name in ("10_b.ipynb", "02_a.ipynb", "scratch.ipynb", "notes.md"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in notebooks.notebook_paths(tmp_path)] == ["02_a.ipynb", "10_b.ipynb"]
+
+
+@pytest.mark.slow
+def test_notebook_rows_run_copies_and_report_failures(tmp_path):
+    cells = {
+        "01_ok.ipynb": "import os\nassert os.environ['PSPNET_FAST'] == '1'",
+        "02_broken.ipynb": "raise RuntimeError('boom')",
+    }
+    for name, source in cells.items():
+        nbformat.write(new_notebook(cells=[new_code_cell(source)]), tmp_path / name)
+    ok, broken = notebooks.notebook_rows(tmp_path, modes=("fast",))
+    assert ok.name == "01_ok.ipynb (fast mode)" and ok.met is True and ok.target == "<= 1 min"
+    assert broken.met is False and "RuntimeError" in broken.detail and "boom" in broken.detail
+    assert (
+        nbformat.read(tmp_path / "02_broken.ipynb", as_version=4).cells[0].outputs == []
+    )  # originals untouched
