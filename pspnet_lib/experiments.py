@@ -1,0 +1,257 @@
+"""Fixed-budget comparisons: train several model variants with one recipe and score them side by side.
+
+Notebook 08 (the paper's Table 1 at classroom scale) and notebook 09 (the source article's model against
+the small PSPNet) use this: a `Variant` says which network to build, a `Budget` fixes the recipe every
+variant shares (data, crop size, epochs, optimiser, seed), and `run_comparison` trains and scores each.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+from pspnet_lib import data, inference, models, training
+from pspnet_lib.layers import PyramidPoolingModule
+from pspnet_lib.metrics import SegmentationScores
+
+NETWORKS = ("pspnet", "fcn", "article")
+# Keras' BatchNormalization keeps 0.99 of its moving statistics per step: after the ~100-300 steps of a
+# classroom run they are still mostly their initial values and inference-mode predictions collapse to one
+# class. 0.9 (PyTorch's default, 0.1 in its convention) lets them settle within a few dozen steps.
+SHORT_RUN_BATCH_NORM_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The training recipe every variant of a comparison shares."""
+
+    image_size: int = 128
+    epochs: int = 4
+    train_limit: int | None = None
+    val_limit: int | None = None
+    batch_size: int = 8
+    optimizer: str = "adam"
+    learning_rate: float | None = None
+    seed: int = 0
+    batch_norm_momentum: float | None = SHORT_RUN_BATCH_NORM_MOMENTUM
+
+    def __post_init__(self) -> None:
+        """Reject sizes and counts that cannot work, naming the field."""
+        for name in ("image_size", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Budget.{name} must be a positive int, got {value!r}")
+        for name in ("train_limit", "val_limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"Budget.{name} must be a positive int or None, got {value!r}")
+        if self.batch_norm_momentum is not None and not 0.0 <= self.batch_norm_momentum < 1.0:
+            raise ValueError(
+                f"Budget.batch_norm_momentum must be in [0, 1) or None, got {self.batch_norm_momentum!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One network of a comparison: PSPNet with some options, its dilated-FCN baseline, or the article model."""
+
+    name: str
+    network: str = "pspnet"
+    bins: tuple[int, ...] = (1, 2, 3, 6)
+    pooling: str = "avg"
+    channel_reduction: bool = True
+    aux_loss: bool = True
+    backbone: str = "small"
+
+    def __post_init__(self) -> None:
+        """Reject an unknown network name."""
+        if self.network not in NETWORKS:
+            raise ValueError(
+                f"Variant {self.name!r}: network must be one of {NETWORKS}, got {self.network!r}"
+            )
+
+    def describe(self) -> str:
+        """A short settings summary for tables, e.g. "avg (1, 2, 3, 6), reduction, aux"."""
+        if self.network != "pspnet":
+            return {"fcn": "no pyramid", "article": "RGB regression (MSE)"}[self.network] + (
+                ", aux" if self.network == "fcn" and self.aux_loss else ""
+            )
+        parts = [f"{self.pooling} {self.bins}", "reduction" if self.channel_reduction else "no reduction"]
+        return ", ".join(parts + (["aux"] if self.aux_loss else []))
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """A trained variant: its model, what it scored on the validation split, its size and training time."""
+
+    variant: Variant
+    model: keras.Model
+    scores: SegmentationScores
+    parameters: int
+    train_seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def miou(self) -> float:
+        """Validation mean IoU."""
+        return self.scores.miou
+
+
+def table1_variants() -> list[Variant]:
+    """The paper's Table 1 ablations (and its auxiliary-loss one) on the small backbone."""
+    return [
+        Variant("dilated FCN (no PPM)", network="fcn"),
+        Variant("PPM max, bins 1", pooling="max", bins=(1,)),
+        Variant("PPM avg, bins 1", bins=(1,)),
+        Variant("PPM max, bins 1-2-3-6", pooling="max"),
+        Variant("PPM avg, bins 1-2-3-6"),
+        Variant("PPM avg, bins 1-2-3-6, no reduction", channel_reduction=False),
+        Variant("PPM avg, bins 1-2-3-6, no aux loss", aux_loss=False),
+    ]
+
+
+def without_channel_reduction(model: keras.Model) -> keras.Model:
+    """A fresh copy of `model` whose pyramid branches keep all input channels (no 1x1 reduction to C / bins)."""
+
+    def rebuild(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if isinstance(layer, PyramidPoolingModule):
+            config["reduction_filters"] = layer.input.shape[-1]
+        return layer.__class__.from_config(config)
+
+    if not any(isinstance(layer, PyramidPoolingModule) for layer in model.layers):
+        raise ValueError(f"model {model.name!r} has no PyramidPoolingModule to change")
+    return keras.models.clone_model(model, clone_function=rebuild)
+
+
+def set_batch_norm_momentum(model: keras.Model, momentum: float) -> int:
+    """Set the moving-statistics momentum of every BatchNormalization in `model`, nested ones too; return their count."""
+    norms = [
+        layer
+        for layer in model._flatten_layers(include_self=False)  # Keras has no public recursive walk
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    for norm in norms:
+        norm.momentum = momentum
+    return len(norms)
+
+
+def build_variant(variant: Variant, image_size: int) -> keras.Model:
+    """The untrained network of `variant` (the article model is fixed to `image_size` squares)."""
+    if variant.network == "article":
+        return models.build_article_model((image_size, image_size, 3), flatten_output=False)
+    if variant.network == "fcn":
+        return models.build_dilated_fcn(
+            data.NUM_CLASSES, backbone=variant.backbone, aux_head=variant.aux_loss
+        )
+    model = models.build_pspnet(
+        data.NUM_CLASSES,
+        backbone=variant.backbone,
+        bins=variant.bins,
+        pooling=variant.pooling,
+        aux_head=variant.aux_loss,
+    )
+    return model if variant.channel_reduction else without_channel_reduction(model)
+
+
+def training_data(data_root: str | Path, budget: Budget):
+    """The augmented, shuffled training batches of the budget."""
+    return data.make_dataset(
+        data_root,
+        "train",
+        image_size=budget.image_size,
+        batch_size=budget.batch_size,
+        augment=True,
+        shuffle=True,
+        limit=budget.train_limit,
+        seed=budget.seed,
+    )
+
+
+def validation_data(data_root: str | Path, budget: Budget):
+    """The validation batches of the budget, in file order, unaugmented."""
+    return data.make_dataset(
+        data_root,
+        "val",
+        image_size=budget.image_size,
+        batch_size=budget.batch_size,
+        augment=False,
+        shuffle=False,
+        limit=budget.val_limit,
+    )
+
+
+def train_variant(
+    variant: Variant, budget: Budget, data_root: str | Path
+) -> tuple[keras.Model, list[dict[str, float]], float]:
+    """Build and train `variant` under `budget`: (model, per-epoch training logs, wall seconds)."""
+    keras.utils.set_random_seed(budget.seed)
+    train_data = training_data(data_root, budget)
+    model = build_variant(variant, budget.image_size)
+    if budget.batch_norm_momentum is not None:
+        set_batch_norm_momentum(model, budget.batch_norm_momentum)
+    steps = budget.epochs * training.run.count_batches(train_data)
+    training.compile_for_training(
+        model, training.build_optimizer(budget.optimizer, budget.learning_rate, steps)
+    )
+    start = time.perf_counter()
+    fitted = model.fit(
+        training.training_targets(train_data, model), epochs=budget.epochs, shuffle=False, verbose=0
+    )
+    seconds = time.perf_counter() - start
+    history = [
+        {"epoch": epoch + 1, **{key: float(values[epoch]) for key, values in fitted.history.items()}}
+        for epoch in range(budget.epochs)
+    ]
+    return model, history, seconds
+
+
+def run_comparison(
+    variants: Sequence[Variant],
+    budget: Budget,
+    data_root: str | Path,
+    on_result: Callable[[VariantResult], None] | None = None,
+) -> list[VariantResult]:
+    """Train every variant with the same `budget` and score it on the validation split.
+
+    `on_result` is called after each variant (e.g. to print a line while the others still train).
+    """
+    names = [variant.name for variant in variants]
+    if not variants or len(set(names)) != len(names):
+        raise ValueError(f"variants must be a non-empty list with distinct names, got {names}")
+    val_data = validation_data(data_root, budget)
+    results = []
+    for variant in variants:
+        model, history, seconds = train_variant(variant, budget, data_root)
+        scores = inference.evaluate(model, val_data)
+        result = VariantResult(variant, model, scores, models.count_parameters(model), seconds, history)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def format_result(result: VariantResult, name_width: int = 38) -> str:
+    """One table row: name, settings, mIoU, pixel accuracy, parameters, training time."""
+    return (
+        f"{result.variant.name:<{name_width}} {result.variant.describe():<34} "
+        f"{_percent(result.scores.miou):>6} {_percent(result.scores.pixel_accuracy):>7} "
+        f"{result.parameters:>10,} {result.train_seconds:>6.0f} s"
+    )
+
+
+def format_results(results: Sequence[VariantResult]) -> str:
+    """The comparison as a fixed-width text table, one row per variant in the given order."""
+    width = max([len("variant"), *(len(result.variant.name) for result in results)])
+    header = f"{'variant':<{width}} {'settings':<34} {'mIoU':>6} {'pixAcc':>7} {'params':>10} {'train':>8}"
+    return "\n".join([header, *(format_result(result, width) for result in results)])
+
+
+def _percent(value: float) -> str:
+    """`value` as a percentage with one decimal, or "n/a" for NaN."""
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"

@@ -1,0 +1,141 @@
+"""Fixed-budget comparisons: variants build the networks they name, and results score what the model predicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pspnet_lib import experiments, layers
+from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES
+
+TINY = experiments.Budget(image_size=32, epochs=1, train_limit=4, val_limit=4, batch_size=2)
+
+
+def _pyramid(model) -> layers.PyramidPoolingModule | None:
+    """The model's pyramid pooling layer, or None."""
+    found = [layer for layer in model.layers if isinstance(layer, layers.PyramidPoolingModule)]
+    return found[0] if found else None
+
+
+def _reference_miou(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """mIoU by pixel sets, one class at a time, over classes present in labels or predictions."""
+    keep = labels != IGNORE_LABEL
+    ious = []
+    for cls in range(NUM_CLASSES):
+        truth, guess = (labels == cls) & keep, (predictions == cls) & keep
+        union = np.sum(truth | guess)
+        if union:
+            ious.append(np.sum(truth & guess) / union)
+    return float(np.mean(ious))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("image_size", 0), ("epochs", -1), ("batch_size", 2.5), ("train_limit", 0)]
+)
+def test_budget_rejects_bad_values_naming_the_field(field: str, value) -> None:
+    with pytest.raises(ValueError, match=field):
+        experiments.Budget(**{field: value})
+
+
+def test_variant_rejects_unknown_network() -> None:
+    with pytest.raises(ValueError, match="network must be one of"):
+        experiments.Variant("x", network="unet")
+
+
+def test_table1_variants_differ_from_the_baseline_in_one_setting() -> None:
+    variants = experiments.table1_variants()
+    baseline = next(v for v in variants if v.name == "PPM avg, bins 1-2-3-6")
+    settings = ("network", "bins", "pooling", "channel_reduction", "aux_loss")
+    for variant in variants:
+        changed = [name for name in settings if getattr(variant, name) != getattr(baseline, name)]
+        assert len(changed) <= 2, (variant.name, changed)  # max pooling with bins 1 changes two
+    assert len({v.name for v in variants}) == len(variants)
+
+
+def test_fcn_variant_has_no_pyramid_and_aux_off_has_one_output() -> None:
+    fcn = experiments.build_variant(experiments.Variant("fcn", network="fcn"), 64)
+    assert _pyramid(fcn) is None and len(fcn.outputs) == 2
+    no_aux = experiments.build_variant(experiments.Variant("no aux", aux_loss=False), 64)
+    assert len(no_aux.outputs) == 1
+
+
+def test_pooling_and_bins_reach_the_pyramid() -> None:
+    model = experiments.build_variant(experiments.Variant("m", pooling="max", bins=(1, 3)), 64)
+    assert _pyramid(model).pooling == "max" and _pyramid(model).bins == (1, 3)
+
+
+def test_without_channel_reduction_keeps_all_channels_in_each_branch() -> None:
+    reduced = experiments.build_variant(experiments.Variant("r"), 64)
+    full = experiments.build_variant(experiments.Variant("f", channel_reduction=False), 64)
+    channels = _pyramid(reduced).input.shape[-1]
+    assert _pyramid(reduced).output.shape[-1] == channels + 4 * (channels // 4)
+    assert _pyramid(full).output.shape[-1] == channels + 4 * channels
+    images = np.zeros((1, 48, 80, 3), "float32")
+    assert [tuple(o.shape) for o in full(images)] == [(1, 48, 80, NUM_CLASSES)] * 2
+
+
+def test_without_channel_reduction_refuses_a_model_without_pyramid() -> None:
+    fcn = experiments.build_variant(experiments.Variant("fcn", network="fcn"), 64)
+    with pytest.raises(ValueError, match="no PyramidPoolingModule"):
+        experiments.without_channel_reduction(fcn)
+
+
+def test_article_variant_paints_rgb_at_the_budget_size() -> None:
+    article = experiments.build_variant(experiments.Variant("a", network="article"), 32)
+    assert tuple(article.output.shape) == (None, 32, 32, 3)
+
+
+def test_run_comparison_rejects_duplicate_names(synthetic_pairs) -> None:
+    with pytest.raises(ValueError, match="distinct names"):
+        experiments.run_comparison(
+            [experiments.Variant("a"), experiments.Variant("a")], TINY, synthetic_pairs
+        )
+
+
+@pytest.mark.slow
+def test_run_comparison_scores_what_the_trained_model_predicts(synthetic_pairs) -> None:
+    variants = [experiments.Variant("psp", aux_loss=False), experiments.Variant("article", network="article")]
+    seen = []
+    results = experiments.run_comparison(variants, TINY, synthetic_pairs, on_result=seen.append)
+    assert [r.variant.name for r in results] == ["psp", "article"] and seen == results
+    images, labels = map(
+        np.concatenate,
+        zip(*experiments.validation_data(synthetic_pairs, TINY).as_numpy_iterator(), strict=True),
+    )
+    predictions = np.argmax(np.asarray(results[0].model(images, training=False)), axis=-1)
+    assert results[0].miou == pytest.approx(_reference_miou(labels, predictions), abs=1e-9)
+    assert len(results[0].history) == TINY.epochs and math.isfinite(results[0].history[0]["loss"])
+    assert 0.0 <= results[1].miou <= 1.0
+
+
+def test_format_results_lists_every_variant_with_its_miou() -> None:
+    from pspnet_lib.metrics import SegmentationScores
+
+    confusion = np.array([[3, 1], [0, 4]])
+    result = experiments.VariantResult(
+        experiments.Variant("only one"), None, SegmentationScores.from_confusion(confusion), 1234, 5.0
+    )
+    table = experiments.format_results([result])
+    miou = np.mean([3 / 4, 4 / 5])
+    assert "only one" in table and f"{100 * miou:.1f}" in table and "1,234" in table
+    assert len(table.splitlines()) == 2
+
+
+def test_set_batch_norm_momentum_reaches_nested_layers_and_changes_the_update() -> None:
+    import keras
+
+    model = experiments.build_variant(experiments.Variant("p", aux_loss=False), 64)
+    count = experiments.set_batch_norm_momentum(model, 0.5)
+    stem = model.get_layer("stem_bn")
+    assert count > len(
+        [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    )
+    before = stem.moving_mean.numpy().copy()
+    images = np.random.default_rng(0).random((2, 64, 64, 3)).astype("float32")
+    model(images, training=True)
+    batch_mean = np.asarray(model.get_layer("stem_conv")(images)).mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(
+        stem.moving_mean.numpy(), 0.5 * before + 0.5 * batch_mean, rtol=1e-4, atol=1e-5
+    )
