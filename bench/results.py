@@ -165,5 +165,13 @@ def write_report(report: Report, path: str | Path) -> Path:
     with os.fdopen(handle, "w") as file:
         json.dump(data, file, indent=1)
         file.write("\n")
+    os.chmod(temporary, default_file_mode())  # mkstemp creates 0600; results are meant to be read and shared
     os.replace(temporary, path)
     return path
+
+
+def default_file_mode() -> int:
+    """Permissions a new file gets under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

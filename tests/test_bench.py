@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -151,6 +152,15 @@ def test_report_round_trips_through_json(tmp_path):
     assert json.loads(path.read_text())["schema_version"] == 1
     assert load_report(path) == sample_report()
     assert [p.name for p in path.parent.iterdir()] == ["run.json"]  # no temporary file left behind
+
+
+def test_results_file_gets_the_usual_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = write_report(sample_report(), tmp_path / "run.json")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600: results are shared
 
 
 @pytest.mark.parametrize(
