@@ -28,9 +28,15 @@ SHORT_RUN_BATCH_NORM_MOMENTUM = 0.9
 
 @dataclass(frozen=True)
 class Budget:
-    """The training recipe every variant of a comparison shares."""
+    """The training recipe every variant of a comparison shares.
+
+    Training crops are `image_size` squares; validation scores whole scenes resized to `val_image_size`
+    (default: the same size). A larger validation size shows how each network copes with more pixels of scene
+    than its receptive field covers (the pyramid's global bin adapts to any size, a convolution's field does not).
+    """
 
     image_size: int = 128
+    val_image_size: int | None = None
     epochs: int = 4
     train_limit: int | None = None
     val_limit: int | None = None
@@ -46,7 +52,7 @@ class Budget:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Budget.{name} must be a positive int, got {value!r}")
-        for name in ("train_limit", "val_limit"):
+        for name in ("train_limit", "val_limit", "val_image_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"Budget.{name} must be a positive int or None, got {value!r}")
@@ -174,11 +180,11 @@ def training_data(data_root: str | Path, budget: Budget):
 
 
 def validation_data(data_root: str | Path, budget: Budget):
-    """The validation batches of the budget, in file order, unaugmented."""
+    """The validation batches of the budget (whole scenes at `val_image_size`), in file order, unaugmented."""
     return data.make_dataset(
         data_root,
         "val",
-        image_size=budget.image_size,
+        image_size=budget.val_image_size or budget.image_size,
         batch_size=budget.batch_size,
         augment=False,
         shuffle=False,

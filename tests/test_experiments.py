@@ -32,7 +32,15 @@ def _reference_miou(labels: np.ndarray, predictions: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("image_size", 0), ("epochs", -1), ("batch_size", 2.5), ("train_limit", 0)]
+    ("field", "value"),
+    [
+        ("image_size", 0),
+        ("epochs", -1),
+        ("batch_size", 2.5),
+        ("train_limit", 0),
+        ("val_image_size", 0),
+        ("batch_norm_momentum", 1.0),
+    ],
 )
 def test_budget_rejects_bad_values_naming_the_field(field: str, value) -> None:
     with pytest.raises(ValueError, match=field):
@@ -139,3 +147,11 @@ def test_set_batch_norm_momentum_reaches_nested_layers_and_changes_the_update() 
     np.testing.assert_allclose(
         stem.moving_mean.numpy(), 0.5 * before + 0.5 * batch_mean, rtol=1e-4, atol=1e-5
     )
+
+
+def test_validation_scenes_use_val_image_size_and_training_crops_image_size(synthetic_pairs) -> None:
+    budget = experiments.Budget(image_size=32, val_image_size=48, train_limit=2, val_limit=2, batch_size=2)
+    images, labels = next(iter(experiments.validation_data(synthetic_pairs, budget)))
+    assert tuple(images.shape) == (2, 48, 48, 3) and tuple(labels.shape) == (2, 48, 48)
+    crops, _ = next(iter(experiments.training_data(synthetic_pairs, budget)))
+    assert tuple(crops.shape) == (2, 32, 32, 3)
