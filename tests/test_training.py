@@ -224,6 +224,7 @@ def test_time_budget_stops_training():
     assert not math.isnan(history.history["loss"][0])
 
 
+@pytest.mark.slow
 def test_live_view_writes_a_png_each_epoch_without_a_notebook(tmp_path):
     from PIL import Image
 

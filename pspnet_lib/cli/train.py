@@ -10,6 +10,7 @@ Bad input (a wrong --data, a missing run, an unreadable image) ends with one lin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import sys
@@ -131,7 +132,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from pspnet_lib import data, inference
 
     model_path, settings = _run_settings(Path(args.run)) if args.run else (Path(args.model), {})
-    root = Path(args.data) if args.data else Path(settings["data"]) if settings.get("data") else data.default_dataset()
+    root = args.data or settings.get("data")
+    if root is None:
+        with contextlib.redirect_stdout(sys.stderr):  # keep stdout to the scores (one JSON line with --json)
+            root = data.default_dataset()
     model = inference.load_model(model_path)
     image_size = args.image_size or settings.get("image_size", 256)
     dataset = data.make_dataset(
@@ -150,7 +154,7 @@ def format_scores(summary: dict) -> str:
     def cell(value: float | None) -> str:
         return "   n/a" if value is None else f"{value:6.3f}"
 
-    width = max(len(name) for name in summary["per_class_iou"])
+    width = max(len(name) for name in [*summary["per_class_iou"], "pixel accuracy"])
     lines = [f"{'class':<{width}}    IoU"]
     lines += [f"{name:<{width}} {cell(iou)}" for name, iou in summary["per_class_iou"].items()]
     lines += [f"{'mIoU':<{width}} {cell(summary['miou'])}", f"{'pixel accuracy':<{width}} {cell(summary['pixel_accuracy'])}"]
