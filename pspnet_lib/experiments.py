@@ -147,6 +147,20 @@ def set_batch_norm_momentum(model: keras.Model, momentum: float) -> int:
     return len(norms)
 
 
+class BatchNormMomentum(keras.callbacks.Callback):
+    """Set every BatchNormalization's momentum when training begins: `training.train` runs too, for short runs."""
+
+    def __init__(self, momentum: float = SHORT_RUN_BATCH_NORM_MOMENTUM) -> None:
+        super().__init__()
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = momentum
+
+    def on_train_begin(self, logs=None) -> None:
+        """Before the first step is traced, so the traced update uses the new momentum."""
+        set_batch_norm_momentum(self.model, self.momentum)
+
+
 def build_variant(variant: Variant, image_size: int) -> keras.Model:
     """The untrained network of `variant` (the article model is fixed to `image_size` squares)."""
     if variant.network == "article":

@@ -155,3 +155,25 @@ def test_validation_scenes_use_val_image_size_and_training_crops_image_size(synt
     assert tuple(images.shape) == (2, 48, 48, 3) and tuple(labels.shape) == (2, 48, 48)
     crops, _ = next(iter(experiments.training_data(synthetic_pairs, budget)))
     assert tuple(crops.shape) == (2, 32, 32, 3)
+
+
+def test_batch_norm_momentum_callback_applies_before_the_first_step() -> None:
+    model = experiments.build_variant(experiments.Variant("p", aux_loss=False), 32)
+    model.compile(optimizer="sgd", loss="mse")
+    images = np.random.default_rng(1).random((2, 32, 32, 3)).astype("float32")
+    before = model.get_layer("stem_bn").moving_mean.numpy().copy()
+    batch_mean = np.asarray(model.get_layer("stem_conv")(images)).mean(axis=(0, 1, 2))
+    model.fit(
+        images,
+        np.zeros((2, 32, 32, NUM_CLASSES)),
+        epochs=1,
+        verbose=0,
+        callbacks=[experiments.BatchNormMomentum(0.25)],
+    )
+    expected = 0.25 * before + 0.75 * batch_mean
+    np.testing.assert_allclose(model.get_layer("stem_bn").moving_mean.numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_momentum_callback_rejects_one() -> None:
+    with pytest.raises(ValueError, match="momentum"):
+        experiments.BatchNormMomentum(1.0)
