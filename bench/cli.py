@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -127,14 +129,14 @@ def run_learning(args: argparse.Namespace, scratch: Path, machine: dict) -> list
     )
 
 
-def run_notebooks(args: argparse.Namespace, scratch: Path, machine: dict) -> list[Row]:
+def run_notebooks(args: argparse.Namespace, scratch: Path, machine: dict) -> Iterable[Row]:
     """The notebook suite section (fast mode only with --quick)."""
     from bench.notebooks import MODES, notebook_rows
 
     return notebook_rows(PROJECT_ROOT / "notebooks", modes=("fast",) if args.quick else MODES)
 
 
-SECTION_RUNNERS: dict[str, Callable[[argparse.Namespace, Path, dict], list[Row]]] = {
+SECTION_RUNNERS: dict[str, Callable[[argparse.Namespace, Path, dict], Iterable[Row]]] = {
     "pipeline": run_pipeline,
     "training": run_training,
     "learning": run_learning,
@@ -167,18 +169,60 @@ def start_report(args: argparse.Namespace, argv: list[str]) -> Report:
     )
 
 
+def interruption_note(section: str, rows_so_far: int, reason: str) -> str:
+    """The `unmeasured` entry of a run stopped part-way."""
+    return f"run interrupted ({reason}) during section {section} after {rows_so_far} rows: later rows not measured"
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """On SIGTERM or SIGINT set `stop` and raise KeyboardInterrupt (the flag survives code that swallows it)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        stop.set()
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, interrupt)
+
+
+def run_sections(
+    args: argparse.Namespace, report: Report, output: Path, stop: threading.Event | None = None
+) -> None:
+    """Run the chosen sections, rewriting the results file after every row (an interrupted run keeps its rows).
+
+    A row finished after `stop` was set is dropped: the interruption may have cut it short.
+    """
+    stop = stop or threading.Event()
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        for section in args.only:
+            print(f"Running section {section} ...", file=sys.stderr, flush=True)
+            try:
+                for row in SECTION_RUNNERS[section](args, Path(folder), report.machine):
+                    if stop.is_set():
+                        raise KeyboardInterrupt("stop requested")
+                    report.rows.append(row)
+                    write_report(report, output)
+            except KeyboardInterrupt as stop:
+                report.unmeasured.append(interruption_note(section, len(report.rows), str(stop) or "SIGINT"))
+                write_report(report, output)
+                raise
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; the results file is rewritten after every section, so an interrupted run keeps its rows."""
+    """Run the benchmark, print the table, keep the JSON under bench/results/ (exit status 130 when interrupted)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     report = start_report(args, argv)
     output = args.output or default_output(datetime.fromisoformat(report.created), args.quick)
-    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        for section in args.only:
-            print(f"Running section {section} ...", file=sys.stderr, flush=True)
-            report.rows.extend(SECTION_RUNNERS[section](args, Path(folder), report.machine))
-            write_report(report, output)
+    write_report(report, output)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    try:
+        run_sections(args, report, output, stop)
+    except KeyboardInterrupt:
+        print(f"Interrupted; the rows measured so far are in {output}", file=sys.stderr)
+        return 130
     print(markdown_table(report.rows))
     print(f"\nWritten to {output}", file=sys.stderr)
     return 0

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.results import Row
@@ -71,6 +72,9 @@ def notebook_row(notebook: Path, mode: str) -> Row:
     )
 
 
-def notebook_rows(folder: Path, modes: tuple[str, ...] = MODES) -> list[Row]:
-    """Rows for every notebook of `folder`, all of them in fast mode first, then in default mode."""
-    return [notebook_row(path, mode) for mode in modes for path in notebook_paths(folder)]
+def notebook_rows(folder: Path, modes: tuple[str, ...] = MODES) -> Iterator[Row]:
+    """Rows for every notebook of `folder`, all of them in fast mode first, then in default mode, one at a time."""
+    paths = notebook_paths(folder)
+    for mode in modes:
+        for path in paths:
+            yield notebook_row(path, mode)

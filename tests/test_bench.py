@@ -10,6 +10,7 @@ import json
 import math
 import os
 import sys
+import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -401,3 +402,38 @@ def test_notebook_rows_run_copies_and_report_failures(tmp_path):
     assert (
         nbformat.read(tmp_path / "02_broken.ipynb", as_version=4).cells[0].outputs == []
     )  # originals untouched
+
+
+def test_interrupted_run_keeps_its_rows_and_says_what_is_missing(tmp_path, monkeypatch):
+    def interrupted_section(args, scratch, machine):
+        yield Row("pipeline", "first", 1.0, "pairs/s")
+        raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setitem(cli.SECTION_RUNNERS, "pipeline", interrupted_section)
+    args = cli.build_parser().parse_args(["--only", "pipeline,training"])
+    report = sample_report()
+    report.rows, report.unmeasured = [], []
+    with pytest.raises(KeyboardInterrupt):
+        cli.run_sections(args, report, tmp_path / "run.json")
+    saved = load_report(tmp_path / "run.json")
+    assert [row.name for row in saved.rows] == ["first"]
+    assert saved.unmeasured == [
+        "run interrupted (SIGTERM) during section pipeline after 1 rows: later rows not measured"
+    ]
+
+
+def test_rows_finished_after_a_stop_request_are_dropped(tmp_path, monkeypatch):
+    stop = threading.Event()
+
+    def section(args, scratch, machine):
+        yield Row("pipeline", "before", 1.0, "pairs/s")
+        stop.set()  # as the signal handler would, in code that swallowed the KeyboardInterrupt
+        yield Row("pipeline", "cut short", 2.0, "pairs/s")
+
+    monkeypatch.setitem(cli.SECTION_RUNNERS, "pipeline", section)
+    args = cli.build_parser().parse_args(["--only", "pipeline"])
+    report = sample_report()
+    report.rows = []
+    with pytest.raises(KeyboardInterrupt):
+        cli.run_sections(args, report, tmp_path / "run.json", stop)
+    assert [row.name for row in load_report(tmp_path / "run.json").rows] == ["before"]
