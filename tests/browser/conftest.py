@@ -70,7 +70,9 @@ def open_notebook(
         if path not in opened:
             name = Path(path).stem
             page = browser.new_context(viewport=VIEWPORT).new_page()
-            notebook = LabNotebook.open(page, lab_server.notebook_url(path, workspace=name), name, artifacts_dir)
+            notebook = LabNotebook.open(
+                page, lab_server.notebook_url(path, workspace=name), name, artifacts_dir
+            )
             opened[path] = notebook
             notebook.run_all()
             notebook.screenshot("executed")

@@ -26,7 +26,7 @@ PROBE_CELLS = [
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=60)
     return buffer.getvalue()''',
-    '''slider = ipywidgets.IntSlider(value=3, min=1, max=9, description="side")
+    """slider = ipywidgets.IntSlider(value=3, min=1, max=9, description="side")
 readout = ipywidgets.HTML()
 view = ipywidgets.Image(format="png")
 
@@ -36,7 +36,7 @@ def redraw(change=None):
 
 slider.observe(redraw, names="value")
 redraw()
-ipywidgets.VBox([slider, readout, view])''',
+ipywidgets.VBox([slider, readout, view])""",
 ]
 
 

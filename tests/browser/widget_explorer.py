@@ -44,7 +44,9 @@ class ExplorerView:
         self.control = panel.locator(control)
         expect(self.control, f"exactly one live control {spec}").to_have_count(1, timeout=UPDATE_TIMEOUT_MS)
         # Innermost box holding the control and an image: the explorer's own VBox.
-        self.box = panel.locator(".widget-vbox").filter(has=control).filter(has=panel.page.locator("img")).last
+        self.box = (
+            panel.locator(".widget-vbox").filter(has=control).filter(has=panel.page.locator("img")).last
+        )
         self.readout = self.first_of(f".{READOUT_HOOK}", ".widget-html-content")
         self.figure = self.first_of(f"img.{FIGURE_HOOK}", "img")
         self.artifacts_dir = artifacts_dir
@@ -61,8 +63,11 @@ class ExplorerView:
 
     def figure_pixels(self, step: str) -> np.ndarray:
         """Screenshot the figure as shown, save it as `<name>-<step>.png`, return its RGB pixels."""
-        self.figure.scroll_into_view_if_needed()
-        png = self.figure.screenshot(path=self.artifacts_dir / f"{self.name}-{step}.png", animations="disabled")
+        # Centred, so no toolbar border or shadow at the scroll area's edges overlaps the screenshot.
+        self.figure.evaluate("img => img.scrollIntoView({block: 'center', inline: 'center'})")
+        png = self.figure.screenshot(
+            path=self.artifacts_dir / f"{self.name}-{step}.png", animations="disabled"
+        )
         return png_to_rgb(png)
 
     def change(self, action: Callable[[], None], what: str) -> None:
@@ -92,7 +97,9 @@ class ExplorerView:
     def slider_bounds(self) -> tuple[int, int]:
         """The slider's (min, max)."""
         handle = self.slider_handle
-        return round(float(handle.get_attribute("aria-valuemin"))), round(float(handle.get_attribute("aria-valuemax")))
+        return round(float(handle.get_attribute("aria-valuemin"))), round(
+            float(handle.get_attribute("aria-valuemax"))
+        )
 
     def slider_readout(self) -> str:
         """The number printed beside the slider."""
@@ -111,7 +118,9 @@ class ExplorerView:
 
     def selected_options(self) -> list[str]:
         """Labels of the selected options, in display order."""
-        return self.control.locator("select").evaluate("s => [...s.selectedOptions].map(o => o.textContent.trim())")
+        return self.control.locator("select").evaluate(
+            "s => [...s.selectedOptions].map(o => o.textContent.trim())"
+        )
 
     def option_labels(self) -> list[str]:
         """Labels of all options, in display order."""
