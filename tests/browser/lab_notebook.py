@@ -25,8 +25,8 @@ NOTEBOOK_STATE_JS = """panel => ({
 })"""
 
 
-class NotebookTimeout(AssertionError):
-    """The notebook did not reach the awaited state in time (message says which, screenshot saved)."""
+class NotebookFailure(AssertionError):
+    """The notebook failed or did not reach the awaited state in time (message says which, screenshot saved)."""
 
 
 class LabNotebook:
@@ -52,10 +52,10 @@ class LabNotebook:
         self.page.screenshot(path=path, full_page=True)
         return path
 
-    def fail(self, message: str) -> NotebookTimeout:
-        """A `NotebookTimeout` for `message`, after saving a screenshot it points to."""
+    def fail(self, message: str) -> NotebookFailure:
+        """A `NotebookFailure` for `message`, after saving a screenshot it points to."""
         shot = self.screenshot("failure")
-        return NotebookTimeout(f"{self.name}: {message} (screenshot: {shot})")
+        return NotebookFailure(f"{self.name}: {message}\n(screenshot: {shot})")
 
     def state(self) -> dict:
         """The code cells' prompts (e.g. '[3]:', '[*]:', '[ ]:') and the kernel status of this panel."""
@@ -149,6 +149,6 @@ class LabNotebook:
         prompts = self.state()["prompts"]
         for index, (prompt, output) in enumerate(zip(prompts, outputs, strict=True)):
             if TRACEBACK_MARK in output:
-                raise AssertionError(f"{self.name}: code cell {index} raised:\n{output[-3000:]}")
+                raise self.fail(f"code cell {index} raised:\n{output[-3000:]}")
             if not EXECUTED_PROMPT.match(prompt):
-                raise AssertionError(f"{self.name}: code cell {index} was not run (prompt {prompt!r})")
+                raise self.fail(f"code cell {index} was not run (prompt {prompt!r})")

@@ -8,8 +8,9 @@ import nbformat
 import pytest
 from chromium import missing_chromium_outcome
 from figure_pixels import changed_fraction
-from lab_notebook import LabNotebook
+from lab_notebook import LabNotebook, NotebookFailure
 from lab_server import LabServer
+from playwright.sync_api import Browser
 from widget_explorer import ControlSpec, ExplorerView
 
 PROBE_PATH = "browser_harness/square_probe.ipynb"
@@ -40,12 +41,17 @@ ipywidgets.VBox([slider, readout, view])""",
 ]
 
 
-def write_probe_notebook(root: Path) -> None:
-    """Write the probe notebook (kernel: this venv's python3) under the server's root."""
+FAILING_PATH = "browser_harness/failing.ipynb"
+FAILING_CELLS = ["ratio = 1", "ratio = 1 / 0", "print('never reached')"]
+IDLE_PATH = "browser_harness/idle.ipynb"
+
+
+def write_notebook(root: Path, relative: str, cells: list[str]) -> None:
+    """Write a notebook of code `cells` (kernel: this venv's python3) at `relative` under the server's root."""
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in PROBE_CELLS]
-    path = root / PROBE_PATH
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, path)
 
@@ -53,18 +59,20 @@ def write_probe_notebook(root: Path) -> None:
 @pytest.fixture(scope="module")
 def probe(lab_server: LabServer, open_notebook, artifacts_dir: Path) -> ExplorerView:
     """The probe notebook run in JupyterLab, seen through its slider explorer."""
-    write_probe_notebook(lab_server.root_dir)
+    write_notebook(lab_server.root_dir, PROBE_PATH, PROBE_CELLS)
     notebook: LabNotebook = open_notebook(PROBE_PATH)
     return ExplorerView(notebook.panel, PROBE_SLIDER, artifacts_dir, name="probe")
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_probe_notebook_runs_every_cell(probe: ExplorerView, open_notebook) -> None:
     counts = [int(prompt.strip("[]:")) for prompt in open_notebook(PROBE_PATH).state()["prompts"]]
     assert len(counts) == len(PROBE_CELLS) and counts == sorted(set(counts))
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_arrow_keys_move_the_slider_and_redraw_readout_and_figure(probe: ExplorerView) -> None:
     start = probe.slider_value()
     assert probe.readout_text() == f"Area: {start**2} square units"
@@ -87,12 +95,39 @@ def dark_share(pixels) -> float:
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_the_figure_shows_a_square_of_the_slider_side(probe: ExplorerView) -> None:
     start = probe.slider_value()
     assert dark_share(probe.figure_pixels("square-start")) == pytest.approx(start**2 / 200, abs=0.005)
     probe.step_slider("ArrowRight")
     assert dark_share(probe.figure_pixels("square-right")) == pytest.approx((start + 1) ** 2 / 200, abs=0.005)
     probe.step_slider("ArrowLeft")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_failing_cell_is_reported_with_its_traceback(lab_server: LabServer, open_notebook) -> None:
+    write_notebook(lab_server.root_dir, FAILING_PATH, FAILING_CELLS)
+    with pytest.raises(NotebookFailure, match=r"(?s)code cell 1 raised:.*ZeroDivisionError"):
+        open_notebook(FAILING_PATH)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_an_unanswered_first_cell_is_seen_as_lost_then_rerun(
+    lab_server: LabServer, browser: Browser, artifacts_dir: Path
+) -> None:
+    write_notebook(lab_server.root_dir, IDLE_PATH, ["answer = 42"])
+    page = browser.new_context().new_page()
+    try:
+        notebook = LabNotebook.open(page, lab_server.notebook_url(IDLE_PATH, "idle"), "idle", artifacts_dir)
+        # Nothing was sent: the kernel idles while cell 0 stays unnumbered, exactly what a lost request looks like.
+        assert notebook.wait_for_first_prompt_number() is False
+        notebook.run_first_cell_until_accepted()
+        assert notebook.state()["prompts"] == ["[1]:"]
+    finally:
+        page.context.close()
+        lab_server.shut_down_sessions(IDLE_PATH)
 
 
 def test_missing_chromium_is_skipped_locally(tmp_path: Path) -> None:

@@ -124,6 +124,7 @@ def assert_slider_moves_readout_and_figure(view: ExplorerView, setting: str) -> 
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_notebook_01_readout_matches_the_receptive_field_formula(
     dilation_notebook: LabNotebook, artifacts_dir: Path
 ) -> None:
@@ -137,6 +138,7 @@ def test_notebook_01_readout_matches_the_receptive_field_formula(
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_dilation_slider_redraws_readout_and_figure(
     dilation_notebook: LabNotebook, artifacts_dir: Path
 ) -> None:
@@ -145,6 +147,7 @@ def test_dilation_slider_redraws_readout_and_figure(
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_layers_slider_redraws_readout_and_figure(
     dilation_notebook: LabNotebook, artifacts_dir: Path
 ) -> None:
@@ -153,6 +156,7 @@ def test_layers_slider_redraws_readout_and_figure(
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_bins_control_redraws_readout_and_figure(pyramid_notebook: LabNotebook, artifacts_dir: Path) -> None:
     view = ExplorerView(pyramid_notebook.panel, BINS_CONTROL, artifacts_dir, name="03-bins")
     start_text = view.readout_text()
