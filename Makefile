@@ -89,7 +89,7 @@ grade: setup
 	$(BIN)/python assignments/course.py grade
 
 lint: setup
-	$(BIN)/ruff check pspnet_lib tests
+	$(BIN)/ruff check pspnet_lib tests bench assignments/course.py
 
 clean-venv:
 	rm -rf $(VENV)
