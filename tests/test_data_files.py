@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import threading
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from pspnet_lib.data import (
     default_dataset,
     download_cityscapes_pairs,
     find_cityscapes_pairs,
+    how_to_get,
+    kaggle_reachable,
     list_pairs,
     locate,
     read_pair,
@@ -197,3 +200,73 @@ def test_successful_download_returns_the_resolved_dataset_folder(monkeypatch, tm
     monkeypatch.setattr(kagglehub, "dataset_download", fake_download)
     assert download_cityscapes_pairs(timeout=5, output_dir=tmp_path) == inner
     assert requested == {"handle": "dansbecker/cityscapes-image-pairs", "output_dir": str(tmp_path)}
+
+
+class FakeConnection:
+    """Stands in for a connected socket; remembers being closed."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_kaggle_reachable_when_kaggle_accepts_the_connection(monkeypatch) -> None:
+    calls, connection = [], FakeConnection()
+
+    def accept(address, timeout=None):
+        calls.append((address, timeout))
+        return connection
+
+    monkeypatch.setattr(socket, "create_connection", accept)
+    assert kaggle_reachable(timeout=1.5) is True
+    assert calls == [(("www.kaggle.com", 443), 1.5)] and connection.closed
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        socket.gaierror(-3, "Temporary failure in name resolution"),
+        ConnectionRefusedError(111, "refused"),
+        TimeoutError("timed out"),
+    ],
+)
+def test_kaggle_unreachable_when_the_lookup_or_connection_fails(monkeypatch, failure) -> None:
+    def fail(address, timeout=None):
+        raise failure
+
+    monkeypatch.setattr(socket, "create_connection", fail)
+    assert kaggle_reachable() is False
+
+
+@pytest.mark.timeout(30)
+def test_kaggle_reachable_gives_up_when_nothing_answers(monkeypatch) -> None:
+    release = threading.Event()  # the fake lookup hangs (as a dead DNS server does) until released
+
+    def hang(address, timeout=None):
+        release.wait(60)
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    try:
+        assert kaggle_reachable(timeout=0.3) is False
+    finally:
+        release.set()
+
+
+@pytest.mark.timeout(30)
+def test_kaggle_reachable_is_false_for_a_name_that_never_resolves(monkeypatch) -> None:
+    # A real lookup: the .invalid top-level domain is reserved (RFC 2606), online or offline.
+    monkeypatch.setattr(locate, "KAGGLE_ADDRESS", ("www.kaggle.invalid", 443))
+    assert kaggle_reachable(timeout=5) is False
+
+
+def test_kaggle_reachable_rejects_a_non_positive_timeout() -> None:
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds, got 0"):
+        kaggle_reachable(timeout=0)
+
+
+def test_how_to_get_names_the_kaggle_page_the_synthetic_city_and_optionally_the_command() -> None:
+    assert "https://www.kaggle.com/datasets/dansbecker/cityscapes-image-pairs" in how_to_get()
+    assert "python -m pspnet_lib data toy" in how_to_get()
+    assert "data kaggle" in how_to_get() and "data kaggle" not in how_to_get(offer_download_command=False)

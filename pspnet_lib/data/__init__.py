@@ -15,6 +15,8 @@ from pspnet_lib.data.locate import (
     default_dataset,
     download_cityscapes_pairs,
     find_cityscapes_pairs,
+    how_to_get,
+    kaggle_reachable,
     resolve_dataset_dirs,
 )
 from pspnet_lib.data.pairs import list_pairs, read_pair, usable_pairs, validate_pair_file
@@ -41,7 +43,8 @@ __all__ = [
     "CLASS_NAMES", "DEFAULT_MAX_DISTANCE", "IGNORE_LABEL", "NUM_CLASSES", "PALETTE", "VOID_COLORS",
     "DataError", "DatasetDirs", "DatasetReport", "SplitReport", "SyntheticPair",
     "check_dataset", "decode_mask", "default_dataset", "default_synthetic_root", "download_cityscapes_pairs",
-    "ensure_synthetic_dataset", "find_cityscapes_pairs", "ids_to_colors", "list_pairs", "make_dataset",
+    "ensure_synthetic_dataset", "find_cityscapes_pairs", "how_to_get", "ids_to_colors", "kaggle_reachable",
+    "list_pairs", "make_dataset",
     "read_pair", "resolve_dataset_dirs", "synthetic_label_ids", "synthetic_pair", "usable_pairs",
     "validate_pair_file", "write_synthetic_dataset",
 ]  # fmt: skip

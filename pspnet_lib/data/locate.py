@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ DATASET_URL = f"https://www.kaggle.com/datasets/{DATASET_HANDLE}"
 PAIRS_DIR_ENV = "CITYSCAPES_PAIRS_DIR"
 KAGGLEHUB_CACHE_ENV = "KAGGLEHUB_CACHE"
 KAGGLE_INPUT_DIR = Path("/kaggle/input/cityscapes-image-pairs")
+KAGGLE_ADDRESS = ("www.kaggle.com", 443)
 NESTED_NAME = "cityscapes_data"
 MAX_NESTING = 2  # X/train, X/cityscapes_data/train, X/cityscapes_data/cityscapes_data/train
 SPLIT_NAMES = ("train", "val")
@@ -29,6 +31,26 @@ def how_to_get(offer_download_command: bool = True) -> str:
         f"Download it {command}by hand from {DATASET_URL} (unzip into {data_root() / NESTED_NAME} or point "
         f"${PAIRS_DIR_ENV} at it), or use the synthetic city (`python -m pspnet_lib data toy`)."
     )
+
+
+def kaggle_reachable(timeout: float = 2.0) -> bool:
+    """True when Kaggle accepts a connection within `timeout` s, name lookup included; never waits longer."""
+    if timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
+    outcome: dict[str, bool] = {}
+
+    def connect() -> None:
+        """Resolve and connect (the lookup itself ignores socket time-outs, hence this thread)."""
+        try:
+            socket.create_connection(KAGGLE_ADDRESS, timeout=timeout).close()
+            outcome["reached"] = True
+        except OSError:
+            outcome["reached"] = False
+
+    worker = threading.Thread(target=connect, name="kaggle-reachable", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return outcome.get("reached", False)
 
 
 @dataclass(frozen=True)
