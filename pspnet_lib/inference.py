@@ -17,9 +17,22 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, DataError, decode_mask, ids_to_colors
+from pspnet_lib.data.palette import COLOR_TABLE
 from pspnet_lib.metrics import SegmentationScores, confusion_matrix
 
 Predictor = Callable[[np.ndarray], np.ndarray]
+
+# A 2:1 image is a Kaggle pair only when its right half looks like a colour label map: at least
+# PAIR_MIN_LABEL_FRACTION of its pixels lie within PAIR_COLOUR_DISTANCE (RGB) of a Cityscapes label colour,
+# and at least PAIR_MIN_COLOURS of those colours each cover PAIR_MIN_COLOUR_SHARE of it. The real pairs
+# have ~82% of label pixels within 15; photos (real or synthetic) have far fewer, noise and gradients ~2%,
+# and a dark photo, nearly all black, has one colour only.
+PAIR_COLOUR_DISTANCE = 15.0
+PAIR_MIN_LABEL_FRACTION = 0.6
+PAIR_MIN_COLOURS = 3
+PAIR_MIN_COLOUR_SHARE = 0.01
+PAIR_SAMPLE_SIDE = 256  # the half is subsampled to about this many pixels a side before measuring
+LAYOUTS = ("auto", "pair", "photo")
 
 
 def check_images(images: np.ndarray) -> np.ndarray:
@@ -187,16 +200,60 @@ def load_model(path: Path) -> keras.Model:
         raise DataError(f"could not load model {path}: {error}") from error
 
 
-def load_photo(path: Path) -> np.ndarray:
-    """An image file as float32 RGB (H, W, 3) in [0, 1]; of a Kaggle pair (width = 2 x height) its left half."""
-    path = Path(path)
+def label_colour_shares(rgb: np.ndarray, max_distance: float = PAIR_COLOUR_DISTANCE) -> np.ndarray:
+    """Share of the pixels of `rgb` (H, W, 3) uint8 within `max_distance` of each Cityscapes label colour.
+
+    One entry per row of the data palette's colour table (train colours, then void colours); a pixel counts
+    for its nearest colour only. Large images are subsampled on a regular grid.
+    """
+    step = max(1, max(rgb.shape[:2]) // PAIR_SAMPLE_SIDE)
+    pixels = rgb[::step, ::step].reshape(-1, 3).astype(np.float32)
+    colours = COLOR_TABLE.astype(np.float32)
+    squared = (pixels**2).sum(-1, keepdims=True) - 2 * pixels @ colours.T + (colours**2).sum(-1)
+    nearest = squared.argmin(-1)
+    near = squared[np.arange(len(pixels)), nearest] <= max_distance**2
+    return np.bincount(nearest[near], minlength=len(colours)) / max(1, len(pixels))
+
+
+def looks_like_label_map(rgb: np.ndarray) -> bool:
+    """True when `rgb` (H, W, 3) uint8 is mostly Cityscapes label colours, several of them."""
+    shares = label_colour_shares(rgb)
+    return bool(
+        shares.sum() >= PAIR_MIN_LABEL_FRACTION and (shares >= PAIR_MIN_COLOUR_SHARE).sum() >= PAIR_MIN_COLOURS
+    )
+
+
+def is_kaggle_pair(pixels: np.ndarray) -> bool:
+    """True for a photo|colour-labels pair: width = 2 x height and a right half that looks like a label map."""
+    height, width = pixels.shape[:2]
+    return width == 2 * height and looks_like_label_map(pixels[:, height:])
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as uint8 RGB (H, W, 3); DataError naming the file when it cannot be read."""
     try:
         with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"))
+            return np.asarray(image.convert("RGB"))
     except (OSError, UnidentifiedImageError) as error:
         raise DataError(f"cannot read image {path}: expected a JPEG or PNG photo or Kaggle pair ({error})") from error
+
+
+def load_photo(path: Path, layout: str = "auto") -> np.ndarray:
+    """An image file as float32 RGB (H, W, 3) in [0, 1]; of a Kaggle pair, its left half (the photo).
+
+    `layout`: "auto" takes the left half only when `is_kaggle_pair` says so, "pair" always (the image
+    must be twice as wide as high), "photo" never.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    path = Path(path)
+    pixels = read_rgb(path)
     height, width = pixels.shape[:2]
-    if width == 2 * height:
+    if layout == "pair" and width != 2 * height:
+        raise DataError(
+            f"{path} is {width}x{height}: a Kaggle pair must be twice as wide as high (photo left, labels right)"
+        )
+    if layout == "pair" or (layout == "auto" and is_kaggle_pair(pixels)):
         pixels = pixels[:, :height]
     return pixels.astype(np.float32) / 255.0
 

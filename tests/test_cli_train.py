@@ -109,6 +109,53 @@ def test_predict_writes_overlays_for_a_pair_and_a_plain_photo(trained_run, synth
     assert Image.open(out / "street_overlay.png").size == (50, 40)
 
 
+@pytest.fixture
+def tiny_model_file(tmp_path) -> Path:
+    """A saved 1x1-convolution segmentation model: enough to run `predict` quickly."""
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(len(CLASS_NAMES), 1, name="logits")(inputs))
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    return path
+
+
+def test_predict_cuts_a_pair_but_not_a_two_to_one_photo(tiny_model_file, tmp_path, capsys):
+    from pspnet_lib.data import synthetic_pair
+
+    pair = synthetic_pair(0, "val", 1)
+    Image.fromarray(pair.side_by_side()).save(tmp_path / "pair.png")
+    Image.fromarray(pair.image).resize((512, 256)).save(tmp_path / "wide_photo.png")
+    out = tmp_path / "auto"
+    assert main(["predict", "--model", str(tiny_model_file), str(tmp_path / "pair.png"),
+                 str(tmp_path / "wide_photo.png"), "--out", str(out)]) == 0
+    assert Image.open(out / "pair_overlay.png").size == (256, 256)
+    assert Image.open(out / "wide_photo_overlay.png").size == (512, 256)
+    notes = capsys.readouterr().err
+    assert "pair.png" in notes and "wide_photo.png" not in notes and "--photos" in notes
+
+
+def test_predict_pairs_and_photos_flags_force_the_layout(tiny_model_file, tmp_path, capsys):
+    from pspnet_lib.data import synthetic_pair
+
+    pair = synthetic_pair(0, "val", 1)
+    Image.fromarray(pair.side_by_side()).save(tmp_path / "pair.png")
+    Image.fromarray(pair.image).resize((512, 256)).save(tmp_path / "wide_photo.png")
+    model = ["--model", str(tiny_model_file)]
+    assert main(["predict", *model, str(tmp_path / "pair.png"), "--out", str(tmp_path / "photos"), "--photos"]) == 0
+    assert Image.open(tmp_path / "photos" / "pair_overlay.png").size == (512, 256)
+    assert main(["predict", *model, str(tmp_path / "wide_photo.png"), "--out", str(tmp_path / "pairs"), "--pairs"]) == 0
+    assert Image.open(tmp_path / "pairs" / "wide_photo_overlay.png").size == (256, 256)
+    capsys.readouterr()
+    Image.fromarray(pair.image).save(tmp_path / "square.png")
+    assert main(["predict", *model, str(tmp_path / "square.png"), "--out", str(tmp_path / "x"), "--pairs"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "square.png", "twice as wide")
+    with pytest.raises(SystemExit):
+        main(["predict", *model, str(tmp_path / "pair.png"), "--out", str(tmp_path / "x"), "--pairs", "--photos"])
+    assert "not allowed with" in capsys.readouterr().err
+
+
 def test_wrong_data_folder_is_one_clear_line(tmp_path, capsys):
     assert main(train_args(tmp_path / "nowhere", tmp_path / "run")) == 1
     assert_one_error_line(capsys.readouterr().err, "nowhere", "does not exist")

@@ -160,14 +160,87 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         inference.load_photo(tmp_path / "broken.jpg")
 
 
-def test_load_photo_takes_the_left_half_of_a_pair(tmp_path):
+def save_image(array: np.ndarray, path) -> None:
+    """Write `array` as a JPEG at the synthetic pairs' quality (or PNG, by the suffix)."""
     from PIL import Image
 
-    pair = np.zeros((16, 32, 3), np.uint8)
-    pair[:, :16] = 200
-    Image.fromarray(pair).save(tmp_path / "pair.png")
-    photo = inference.load_photo(tmp_path / "pair.png")
-    assert photo.shape == (16, 16, 3) and np.allclose(photo, 200 / 255)
+    options = {"quality": 75, "subsampling": 0} if path.suffix == ".jpg" else {}
+    Image.fromarray(array).save(path, **options)
+
+
+def resized(array: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`array` resized with Pillow's bilinear filter."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(array).resize((width, height), Image.BILINEAR))
+
+
+def test_a_synthetic_pair_is_detected_and_its_left_half_used(tmp_path):
+    from pspnet_lib.data import synthetic_pair
+
+    pair = synthetic_pair(0, "val", 1)
+    save_image(pair.side_by_side(), tmp_path / "pair.jpg")
+    photo = inference.load_photo(tmp_path / "pair.jpg")
+    assert photo.shape == (256, 256, 3)
+    # JPEG changes pixels a little, but the photo is the left half, not the labels
+    assert np.abs(photo * 255 - pair.image).mean() < 8
+    assert np.abs(photo * 255 - pair.label_colors).mean() > 30
+
+
+def test_a_full_size_pair_is_detected_too(tmp_path):
+    from pspnet_lib.data import synthetic_pair
+
+    pair = synthetic_pair(0, "val", 2)
+    save_image(resized(pair.side_by_side(), 2048, 1024), tmp_path / "big_pair.jpg")
+    assert inference.load_photo(tmp_path / "big_pair.jpg").shape == (1024, 1024, 3)
+
+
+def two_to_one_photos() -> dict[str, np.ndarray]:
+    """Images twice as wide as high that are not pairs: synthetic photos stretched, noise, a gradient, a dark scene."""
+    from pspnet_lib.data import synthetic_pair
+
+    rng = np.random.default_rng(0)
+    rows, columns = np.mgrid[0:256, 0:512]
+    gradient = np.stack([columns // 2, rows, (rows + columns // 2) // 2], -1).astype(np.uint8)
+    dark = np.clip(rng.normal(6, 3, (256, 512, 3)), 0, 255).astype(np.uint8)
+    photos = {f"synthetic_photo_{index}": resized(synthetic_pair(0, "val", index).image, 512, 256) for index in (1, 2, 3)}
+    photos["cityscapes_size_photo"] = resized(synthetic_pair(0, "train", 1).image, 2048, 1024)
+    return {**photos, "noise": rng.integers(0, 256, (256, 512, 3), dtype=np.uint8), "gradient": gradient, "dark": dark}
+
+
+@pytest.mark.parametrize("name", list(two_to_one_photos()))
+def test_a_two_to_one_photo_is_not_cut_in_half(tmp_path, name):
+    array = two_to_one_photos()[name]
+    save_image(array, tmp_path / f"{name}.jpg")
+    photo = inference.load_photo(tmp_path / f"{name}.jpg")
+    assert photo.shape == array.shape
+
+
+def test_label_map_test_uses_the_data_palette():
+    from pspnet_lib.data import synthetic_pair
+
+    labels = synthetic_pair(0, "train", 3).label_colors
+    assert inference.looks_like_label_map(labels)
+    shares = inference.label_colour_shares(labels, max_distance=0)
+    assert shares.sum() == pytest.approx(1.0)  # exact palette colours only
+    assert not inference.looks_like_label_map(synthetic_pair(0, "train", 3).image)
+
+
+def test_layout_can_be_forced_either_way(tmp_path):
+    from pspnet_lib.data import synthetic_pair
+
+    pair = synthetic_pair(0, "val", 1).side_by_side()
+    save_image(pair, tmp_path / "pair.png")
+    assert inference.load_photo(tmp_path / "pair.png", layout="photo").shape == (256, 512, 3)
+    noise = np.random.default_rng(1).integers(0, 256, (8, 16, 3), dtype=np.uint8)
+    save_image(noise, tmp_path / "noise.png")
+    forced = inference.load_photo(tmp_path / "noise.png", layout="pair")
+    np.testing.assert_allclose(forced, noise[:, :8] / 255.0)
+    save_image(noise[:, :12], tmp_path / "narrow.png")
+    with pytest.raises(DataError, match=r"narrow\.png.*twice as wide"):
+        inference.load_photo(tmp_path / "narrow.png", layout="pair")
+    with pytest.raises(ValueError, match="layout"):
+        inference.load_photo(tmp_path / "noise.png", layout="halves")
 
 
 def test_overlay_blends_palette_colours_and_leaves_ignored_pixels():

@@ -2,7 +2,7 @@
 
     python -m pspnet_lib train --data DIR --out RUN_DIR [--model pspnet|fcn|article] [--backbone NAME] ...
     python -m pspnet_lib evaluate (--run RUN_DIR | --model FILE) --data DIR [--split val] [--limit N] [--json]
-    python -m pspnet_lib predict --model FILE IMAGE... --out DIR
+    python -m pspnet_lib predict --model FILE IMAGE... --out DIR [--pairs | --photos]
 
 Bad input (a wrong --data, a missing run, an unreadable image) ends with one line on stderr and exit status 1.
 """
@@ -165,24 +165,48 @@ def add_predict_parser(subparsers) -> None:
     """The `predict` command's arguments."""
     parser = subparsers.add_parser("predict", help="write colour overlays of a model's predictions")
     parser.add_argument("--model", required=True, help="a .keras model file")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="photos, or Kaggle pairs (their left half is used)")
+    parser.add_argument(
+        "images", nargs="+", metavar="IMAGE",
+        help="photos, or Kaggle pairs (photo left, colour labels right: only the photo is used)",
+    )
     parser.add_argument("--out", required=True, help="folder for the <name>_overlay.png files")
     parser.add_argument("--flip", action="store_true", help="average with the left-right flipped prediction")
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
+        "--pairs", dest="layout", action="store_const", const="pair",
+        help="every IMAGE is a Kaggle pair (default: a 2:1 image is a pair when its right half looks like labels)",
+    )
+    layout.add_argument(
+        "--photos", dest="layout", action="store_const", const="photo",
+        help="every IMAGE is a photo, used whole, even when twice as wide as high",
+    )
+    parser.set_defaults(layout="auto")
     parser.set_defaults(func=run_predict)
+
+
+def _image_width(path: Path) -> int:
+    """Width in pixels of an image file (only its header is read)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.width
 
 
 @one_line_errors
 def run_predict(args: argparse.Namespace) -> int:
-    """Predict each image and save its overlay as a PNG."""
+    """Predict each image and save its overlay as a PNG (one path per line on stdout)."""
     from PIL import Image
 
     from pspnet_lib import inference
 
-    photos = [(Path(path), inference.load_photo(Path(path))) for path in args.images]  # fail before any work
+    photos = [(Path(path), inference.load_photo(Path(path), args.layout)) for path in args.images]  # fail early
     model = inference.load_model(Path(args.model))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for path, photo in photos:
+        if args.layout == "auto" and _image_width(path) == 2 * photo.shape[1]:
+            print(f"{path}: its right half looks like colour labels, so only its left half is used "
+                  "(--photos uses whole images)", file=sys.stderr)
         ids = inference.predict_ids(model, photo[None], flip=args.flip)[0]
         target = out / f"{path.stem}_overlay.png"
         Image.fromarray(inference.overlay_colours(photo, ids)).save(target)
