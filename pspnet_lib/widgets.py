@@ -4,7 +4,8 @@ Each explorer owns ipywidgets controls, a readout (`ipywidgets.HTML`) and a matp
 that is redrawn whenever a control changes; the figure reaches the browser as PNG bytes in an
 `ipywidgets.Image`, so no interactive matplotlib backend is needed. `show()` first displays a
 static PNG of the default view (kept in the saved notebook for readers without a kernel), then
-the live controls.
+the live controls. Controls, readouts and figures carry stable CSS classes (`pspnet-...`, below) so
+browser tests and course styling can find them without depending on labels or layout.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from matplotlib.figure import Figure
 from pspnet_lib import diagrams
 
 BIN_CHOICES = (1, 2, 3, 4, 6, 8)
+READOUT_CLASS = "pspnet-readout"
+FIGURE_CLASS = "pspnet-figure"
+DILATION_SLIDER_CLASS = "pspnet-dilation-slider"
+LAYERS_SLIDER_CLASS = "pspnet-layers-slider"
+BINS_CONTROL_CLASS = "pspnet-bins-control"
 
 
 class Explorer:
@@ -28,8 +34,8 @@ class Explorer:
     def __init__(self, controls: Sequence[ipywidgets.Widget], figsize: tuple[float, float]) -> None:
         self.controls = list(controls)
         self.figure = Figure(figsize=figsize, layout="constrained")
-        self.readout = ipywidgets.HTML()
-        self.view = ipywidgets.Image(format="png")
+        self.readout = ipywidgets.HTML().add_class(READOUT_CLASS)
+        self.view = ipywidgets.Image(format="png").add_class(FIGURE_CLASS)
         for control in self.controls:
             control.observe(self.redraw, names="value")
 
@@ -71,7 +77,9 @@ class DilationExplorer(Explorer):
         self.kernel_size = kernel_size
         self.feature_stride = feature_stride
         self.rate = ipywidgets.IntSlider(value=rate, min=1, max=max_rate, description="dilation")
+        self.rate.add_class(DILATION_SLIDER_CLASS)
         self.layers = ipywidgets.IntSlider(value=num_layers, min=1, max=max_layers, description="layers")
+        self.layers.add_class(LAYERS_SLIDER_CLASS)
         super().__init__([self.rate, self.layers], figsize=(9, 4))
         self.redraw()
 
@@ -123,7 +131,7 @@ class PyramidExplorer(Explorer):
         self.channels = channels
         self.bins = ipywidgets.SelectMultiple(
             options=BIN_CHOICES, value=tuple(bins), description="bins", rows=len(BIN_CHOICES)
-        )
+        ).add_class(BINS_CONTROL_CLASS)
         super().__init__([self.bins], figsize=(10, 5))
         self.redraw()
 

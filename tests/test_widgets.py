@@ -107,3 +107,38 @@ def test_show_displays_a_static_snapshot_then_the_live_widget(scene: np.ndarray,
     assert isinstance(shown[0], StaticImage) and shown[0].data.startswith(PNG_SIGNATURE)
     assert shown[1] is not None and explorer.readout in shown[1].children
     assert explorer.rate in shown[1].children[0].children
+
+
+def widgets_by_pspnet_class(root) -> dict[str, list]:
+    """Every widget in the displayed tree under `root`, grouped by its `pspnet-*` CSS classes."""
+    found: dict[str, list] = {}
+    stack = [root]
+    while stack:
+        widget = stack.pop()
+        for name in widget._dom_classes:
+            if name.startswith("pspnet-"):
+                found.setdefault(name, []).append(widget)
+        stack.extend(getattr(widget, "children", ()))
+    return found
+
+
+def test_dilation_explorer_controls_carry_stable_css_classes(scene: np.ndarray) -> None:
+    explorer = widgets.DilationExplorer(scene)
+    assert widgets_by_pspnet_class(explorer.widget) == {
+        "pspnet-dilation-slider": [explorer.rate],
+        "pspnet-layers-slider": [explorer.layers],
+        "pspnet-readout": [explorer.readout],
+        "pspnet-figure": [explorer.view],
+    }
+    assert explorer.rate.description == "dilation" and explorer.layers.description == "layers"
+
+
+def test_pyramid_explorer_controls_carry_stable_css_classes(scene: np.ndarray) -> None:
+    explorer = widgets.PyramidExplorer(scene)
+    assert widgets_by_pspnet_class(explorer.widget) == {
+        "pspnet-bins-control": [explorer.bins],
+        "pspnet-readout": [explorer.readout],
+        "pspnet-figure": [explorer.view],
+    }
+    assert isinstance(explorer.bins, widgets.ipywidgets.SelectMultiple)
+    assert isinstance(explorer.view, widgets.ipywidgets.Image)

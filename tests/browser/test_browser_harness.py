@@ -14,7 +14,7 @@ from playwright.sync_api import Browser
 from widget_explorer import ControlSpec, ExplorerView
 
 PROBE_PATH = "browser_harness/square_probe.ipynb"
-PROBE_SLIDER = ControlSpec(hook_class="probe-slider", description="side", widget_class="widget-slider")
+PROBE_SLIDER = ControlSpec(hook_class="probe-slider", widget_class="widget-slider")
 PROBE_CELLS = [
     "import io\n\nimport ipywidgets\nfrom matplotlib.figure import Figure\nfrom matplotlib.patches import Rectangle",
     '''def square_png(side: int) -> bytes:
@@ -27,9 +27,9 @@ PROBE_CELLS = [
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=60)
     return buffer.getvalue()''',
-    """slider = ipywidgets.IntSlider(value=3, min=1, max=9, description="side")
-readout = ipywidgets.HTML()
-view = ipywidgets.Image(format="png")
+    """slider = ipywidgets.IntSlider(value=3, min=1, max=9, description="side").add_class("probe-slider")
+readout = ipywidgets.HTML().add_class("pspnet-readout")
+view = ipywidgets.Image(format="png").add_class("pspnet-figure")
 
 def redraw(change=None):
     readout.value = f"Area: {slider.value ** 2} square units"

@@ -13,9 +13,9 @@ from widget_explorer import ControlSpec, ExplorerView
 
 DILATION_NOTEBOOK = "01_dilated_convolutions.ipynb"
 PYRAMID_NOTEBOOK = "03_pyramid_pooling_module.ipynb"
-DILATION_SLIDER = ControlSpec("pspnet-dilation-slider", "dilation", "widget-slider")
-LAYERS_SLIDER = ControlSpec("pspnet-layers-slider", "layers", "widget-slider")
-BINS_CONTROL = ControlSpec("pspnet-bins-control", "bins", "widget-select-multiple")
+DILATION_SLIDER = ControlSpec("pspnet-dilation-slider", "widget-slider")
+LAYERS_SLIDER = ControlSpec("pspnet-layers-slider", "widget-slider")
+BINS_CONTROL = ControlSpec("pspnet-bins-control", "widget-select-multiple")
 
 # A redraw for another setting must repaint at least this share of the figure; the same setting, none of it.
 MIN_CHANGED_FRACTION = 0.005

@@ -18,44 +18,42 @@ FIGURE_HOOK = "pspnet-figure"
 
 @dataclass(frozen=True)
 class ControlSpec:
-    """How to find a control: its stable CSS hook class if the notebook sets one, else its description."""
+    """How to find a control: the stable CSS class the library (or a test notebook) gives it."""
 
-    hook_class: str
-    description: str
+    hook_class: str  # e.g. "pspnet-dilation-slider", set with widget.add_class(...)
     widget_class: str  # ipywidgets' DOM class, e.g. "widget-slider" or "widget-select-multiple"
 
-
-def find_control(panel: Locator, spec: ControlSpec) -> Locator:
-    """Selector (relative, for `panel.locator` or `has=`) of the control `spec`: hook class first, then label."""
-    page = panel.page
-    expect(panel.locator(f".{spec.widget_class}").first).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
-    hooked = page.locator(f".{spec.widget_class}.{spec.hook_class}")
-    if panel.locator(hooked).count():
-        return hooked
-    label = page.locator("label.widget-label", has_text=re.compile(rf"^\s*{re.escape(spec.description)}\s*$"))
-    return page.locator(f".{spec.widget_class}").filter(has=label)
+    @property
+    def selector(self) -> str:
+        """CSS selector of the control: its ipywidgets class and its hook class together."""
+        return f".{self.widget_class}.{self.hook_class}"
 
 
 class ExplorerView:
     """Locators and student actions for one explorer: control, readout (HTML) and figure (an <img>)."""
 
     def __init__(self, panel: Locator, spec: ControlSpec, artifacts_dir: Path, name: str) -> None:
-        control = find_control(panel, spec)
-        self.control = panel.locator(control)
+        page = panel.page
+        self.control = panel.locator(spec.selector)
         expect(self.control, f"exactly one live control {spec}").to_have_count(1, timeout=UPDATE_TIMEOUT_MS)
-        # Innermost box holding the control and an image: the explorer's own VBox.
+        expect(self.control).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
+        # Innermost box holding the control and a figure: the explorer's own VBox.
         self.box = (
-            panel.locator(".widget-vbox").filter(has=control).filter(has=panel.page.locator("img")).last
+            panel.locator(".widget-vbox")
+            .filter(has=page.locator(spec.selector))
+            .filter(has=page.locator(f"img.{FIGURE_HOOK}"))
+            .last
         )
-        self.readout = self.first_of(f".{READOUT_HOOK}", ".widget-html-content")
-        self.figure = self.first_of(f"img.{FIGURE_HOOK}", "img")
+        self.readout = self.only(f".{READOUT_HOOK}")
+        self.figure = self.only(f"img.{FIGURE_HOOK}")
         self.artifacts_dir = artifacts_dir
         self.name = name
 
-    def first_of(self, hooked: str, fallback: str) -> Locator:
-        """The first element in the box matching the `hooked` selector, else the `fallback` one."""
-        locator = self.box.locator(hooked)
-        return locator.first if locator.count() else self.box.locator(fallback).first
+    def only(self, selector: str) -> Locator:
+        """The one element in the explorer's box matching `selector` (fails if there are none or several)."""
+        locator = self.box.locator(selector)
+        expect(locator, f"exactly one {selector} in the explorer").to_have_count(1, timeout=UPDATE_TIMEOUT_MS)
+        return locator
 
     def readout_text(self) -> str:
         """The readout's visible text, whitespace collapsed."""
