@@ -237,3 +237,79 @@ def test_live_view_writes_a_png_each_epoch_without_a_notebook(tmp_path):
     model.fit(images, {"logits": labels, "aux_logits": labels}, epochs=2, callbacks=[view], verbose=0)
     assert [row["epoch"] for row in view.history] == [1, 2]
     assert Image.open(tmp_path / "live_view.png").format == "PNG"
+
+
+# --- ImageNet weights ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def offline_keras_downloads(monkeypatch):
+    """Keras' file download fails as it does here without a network (no real request is made)."""
+    from keras.src.utils import file_utils
+
+    def refuse(fname=None, origin=None, *args, **kwargs):
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(file_utils, "get_file", refuse)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"weights": "imagenet", "backbone": "small"}, "backbone='small'"),
+        ({"weights": "imagenet", "model": "article"}, "model='article'"),
+        ({"weights": "places365"}, "weights must be None or 'imagenet'"),
+    ],
+)
+def test_impossible_weights_settings_are_clear_errors(tmp_path, settings, message):
+    with pytest.raises(ValueError, match=message):
+        training.TrainConfig(out=str(tmp_path), **settings)
+
+
+def test_offline_imagenet_run_fails_at_once_with_what_to_do(
+    offline_keras_downloads, synthetic_pairs, tmp_path, monkeypatch
+):
+    from pspnet_lib.training import run
+
+    def no_data_please(*args, **kwargs):
+        raise AssertionError("the data was loaded before the weights were checked")
+
+    monkeypatch.setattr(run, "load_datasets", no_data_please)
+    config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), weights="imagenet")
+    with pytest.raises(training.PretrainedWeightsUnavailable) as caught:
+        training.train(config)
+    message = str(caught.value)
+    assert "ImageNet" in message and "name resolution" in message and "--weights none" in message
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_offline_imagenet_train_command_is_one_error_line(offline_keras_downloads, synthetic_pairs, tmp_path, capsys):
+    from pspnet_lib.cli import main
+
+    args = ["train", "--data", str(synthetic_pairs), "--out", str(tmp_path / "run"), "--backbone", "resnet50",
+            "--weights", "imagenet", "--quiet", "--no-tensorboard"]
+    assert main(args) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "ImageNet" in errors[0] and "--weights" in errors[0]
+
+
+def test_a_resumed_imagenet_run_keeps_its_own_weights(offline_keras_downloads, tmp_path):
+    from pspnet_lib.training import run
+
+    (tmp_path / "backup").mkdir()  # an interrupted run: BackupAndRestore restores its weights
+    config = training.TrainConfig(out=str(tmp_path), weights="imagenet")
+    assert run.load_pretrained_source(config) is None  # no download attempted (it would raise here)
+
+
+@pytest.mark.slow
+def test_imagenet_source_weights_are_copied_into_the_backbone(tmp_path):
+    from pspnet_lib.training import run
+
+    keras.utils.set_random_seed(1)
+    source = keras.applications.ResNet50(weights=None, include_top=False)  # stands in for the download
+    config = training.TrainConfig(out=str(tmp_path), weights="imagenet", model="fcn")
+    model = run.build_model(config, source)
+    nested = {layer.name: layer for layer in model._flatten_layers(include_self=False, recursive=True)}
+    for name in ("conv1_conv", "conv3_block2_2_conv", "conv5_block3_3_bn"):
+        for copied, original in zip(nested[name].weights, source.get_layer(name).weights, strict=True):
+            np.testing.assert_array_equal(copied.numpy(), original.numpy(), err_msg=copied.path)

@@ -1,6 +1,7 @@
 """`train`, `evaluate` and `predict` commands.
 
-    python -m pspnet_lib train --data DIR --out RUN_DIR [--model pspnet|fcn|article] [--backbone NAME] ...
+    python -m pspnet_lib train --data DIR --out RUN_DIR [--model pspnet|fcn|article] [--backbone NAME]
+                               [--weights imagenet] ...
     python -m pspnet_lib evaluate (--run RUN_DIR | --model FILE) --data DIR [--split val] [--limit N] [--json]
     python -m pspnet_lib predict --model FILE IMAGE... --out DIR [--pairs | --photos]
 
@@ -31,11 +32,11 @@ def one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[a
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
-        from pspnet_lib.training import TrainingDiverged
+        from pspnet_lib.training import PretrainedWeightsUnavailable, TrainingDiverged
 
         try:
             return command(args)
-        except (ValueError, OSError, TrainingDiverged) as error:  # DataError is a ValueError
+        except (ValueError, OSError, TrainingDiverged, PretrainedWeightsUnavailable) as error:  # DataError: ValueError
             print(f"error: {error}", file=sys.stderr)
             return 1
 
@@ -59,6 +60,10 @@ def add_train_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--model", choices=("pspnet", "fcn", "article"), default="pspnet")
     parser.add_argument("--backbone", choices=("resnet50", "small"), default=defaults["backbone"])
+    parser.add_argument(
+        "--weights", choices=("imagenet", "none"), default="none",
+        help="start the resnet50 backbone from ImageNet weights (downloaded once, ~95 MB) or from scratch (default)",
+    )
     parser.add_argument("--image-size", type=int, default=defaults["image_size"], help="square training crop size")
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     parser.add_argument("--epochs", type=int, default=defaults["epochs"])
@@ -83,7 +88,8 @@ def run_train(args: argparse.Namespace) -> int:
     from pspnet_lib.training import TrainConfig, train
 
     config = TrainConfig(
-        out=args.out, data=args.data, model=args.model, backbone=args.backbone, image_size=args.image_size,
+        out=args.out, data=args.data, model=args.model, backbone=args.backbone,
+        weights=None if args.weights == "none" else args.weights, image_size=args.image_size,
         batch_size=args.batch_size, epochs=args.epochs, max_minutes=args.max_minutes, limit=args.limit,
         seed=args.seed, optimizer=args.optimizer, lr=args.lr, aux_weight=args.aux_weight,
         head_lr_multiplier=args.head_lr_multiplier, mixed_precision=args.mixed_precision, xla=args.xla,

@@ -28,6 +28,7 @@ from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColourMSE, segmentatio
 from pspnet_lib.training.optimizers import build_optimizer
 
 MODELS = ("pspnet", "fcn", "article")
+WEIGHTS = (None, "imagenet")
 # Layer-name starts of the backbone (ResNet-50 stem and stages conv2..conv5, or the small stem): the rest is head.
 BACKBONE_LAYER_PREFIXES = ("caffe_preprocessing", "conv", "pool1_", "stem_")
 # Settings that fix the network: a resumed run must keep them.
@@ -42,6 +43,7 @@ class TrainConfig:
     data: str | None = None
     model: str = "pspnet"
     backbone: str = "resnet50"
+    weights: str | None = None  # "imagenet": start the resnet50 backbone from Keras' ImageNet ResNet-50
     image_size: int = 256
     batch_size: int = 8
     epochs: int = 10
@@ -61,6 +63,13 @@ class TrainConfig:
         """Reject settings that cannot work, naming the setting."""
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"weights must be None or 'imagenet', got {self.weights!r}")
+        if self.weights == "imagenet" and (self.backbone != "resnet50" or self.model == "article"):
+            raise ValueError(
+                "weights='imagenet' needs model 'pspnet' or 'fcn' with backbone 'resnet50', "
+                f"got model={self.model!r}, backbone={self.backbone!r}"
+            )
         for name in ("image_size", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -69,6 +78,10 @@ class TrainConfig:
     def run_dir(self) -> Path:
         """The run folder."""
         return Path(self.out)
+
+
+class PretrainedWeightsUnavailable(RuntimeError):
+    """The ImageNet weights a run asked for could not be loaded (offline, say); nothing was trained."""
 
 
 @dataclass
@@ -114,14 +127,45 @@ def training_targets(dataset, model: keras.Model):
     return dataset.map(lambda image, label: (image, {name: label for name in names}))
 
 
-def build_model(config: TrainConfig) -> keras.Model:
-    """The network named by `config.model`, for square crops of `config.image_size`."""
+def build_model(config: TrainConfig, imagenet_source: keras.Model | None = None) -> keras.Model:
+    """The network named by `config.model`, for square crops of `config.image_size`.
+
+    With `imagenet_source` (a keras.applications ResNet50, see `load_pretrained_source`) its weights are
+    copied into the backbone.
+    """
     from pspnet_lib import data, models
 
     if config.model == "article":
         return models.build_article_model((config.image_size, config.image_size, 3), flatten_output=False)
     build = models.build_pspnet if config.model == "pspnet" else models.build_dilated_fcn
-    return build(data.NUM_CLASSES, backbone=config.backbone, input_shape=(None, None, 3))
+    model = build(data.NUM_CLASSES, backbone=config.backbone, input_shape=(None, None, 3))
+    if imagenet_source is not None:
+        models.transfer_resnet50_weights(imagenet_source, model)
+    return model
+
+
+def is_resuming(config: TrainConfig) -> bool:
+    """True when the run folder holds the backup of an interrupted run (BackupAndRestore restores it)."""
+    return (config.run_dir / "backup").exists()
+
+
+def load_pretrained_source(config: TrainConfig) -> keras.Model | None:
+    """The ImageNet ResNet-50 a fresh `weights="imagenet"` run starts from (None otherwise, or when resuming).
+
+    Keras downloads the weights once (~95 MB); when that fails this raises `PretrainedWeightsUnavailable`
+    at once, before any data is loaded.
+    """
+    if config.weights != "imagenet" or is_resuming(config):
+        return None
+    from pspnet_lib import models
+
+    try:
+        return models.load_imagenet_resnet50()
+    except RuntimeError as error:
+        raise PretrainedWeightsUnavailable(
+            f"weights='imagenet' (--weights imagenet): {error}. To train without them, leave weights unset "
+            "(--weights none)."
+        ) from error
 
 
 def backbone_prefixes(model: keras.Model) -> tuple[str, ...]:
@@ -175,6 +219,7 @@ def train(
     """Train (or resume) the run described by `config`; extra `callbacks` (e.g. a live view) run too."""
     check_run_dir(config)
     root = dataset_root(config)
+    imagenet_source = load_pretrained_source(config)
     plan = current_plan(DeviceSwitches(config.mixed_precision, config.xla, config.distribute))
     if plan.notice:
         print(plan.notice, file=sys.stderr)
@@ -183,7 +228,7 @@ def train(
     keras.utils.set_random_seed(config.seed)
     train_data, val_data = load_datasets(config, root)
     with strategy.scope():
-        model = build_model(config)
+        model = build_model(config, imagenet_source)
         optimizer = build_optimizer(
             config.optimizer, config.lr, count_batches(train_data) * config.epochs,
             head_lr_multiplier=config.head_lr_multiplier, backbone_prefixes=backbone_prefixes(model),
