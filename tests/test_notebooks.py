@@ -22,6 +22,11 @@ EXPECTED = [
     "02_dilated_residual_backbone.ipynb",
     "03_pyramid_pooling_module.ipynb",
     "04_assembling_pspnet.ipynb",
+    "05_data_pipeline.ipynb",
+    "06_training_on_gpu.ipynb",
+    "07_evaluation_and_inference.ipynb",
+    "08_ablation_pyramid_pooling.ipynb",
+    "09_the_source_article_revisited.ipynb",
 ]
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
@@ -63,8 +68,8 @@ def _is_solution(cell: nbformat.NotebookNode) -> bool:
     return bool(cell.metadata.get("jupyter", {}).get("source_hidden"))
 
 
-def test_the_five_course_notebooks_exist() -> None:
-    assert [path.name for path in NOTEBOOKS[:5]] == EXPECTED
+def test_the_course_notebooks_exist() -> None:
+    assert [path.name for path in NOTEBOOKS] == EXPECTED
 
 
 @pytest.fixture(params=NOTEBOOKS, ids=lambda path: path.name)
@@ -102,6 +107,13 @@ def test_first_cell_installs_the_library_when_missing(notebook) -> None:
     assert first.cell_type == "code"
     assert "import pspnet_lib" in first.source and "except ImportError" in first.source
     assert "%pip install" in first.source
+
+
+def test_first_cell_imports_tensorflow_quietly(notebook) -> None:
+    first = notebook.cells[0]
+    assert "from pspnet_lib.config import import_tensorflow_quietly" in first.source
+    assert "tf = import_tensorflow_quietly()" in first.source
+    assert "dup2" not in first.source and "import tensorflow" not in first.source
 
 
 def test_parameters_cell_shrinks_in_fast_mode(notebook) -> None:
