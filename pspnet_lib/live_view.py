@@ -2,6 +2,7 @@
 
 It always writes `live_view.png` into the run folder, so it also works on a server without a display; in a
 Jupyter kernel it shows that image inline and replaces it each epoch (IPython is imported only then).
+When training starts it reads the run's `history.csv`, so the curves of a resumed run show every epoch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import keras
 import numpy as np
 
 from pspnet_lib.inference import predict_ids
+from pspnet_lib.training.callbacks import read_history
 
 
 def _notebook_display():
@@ -35,15 +37,22 @@ class LiveView(keras.callbacks.Callback):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.path = Path(run_dir) / "live_view.png"
+        self.history_path = Path(run_dir) / "history.csv"
         self.images = np.asarray(images, dtype=np.float32)
         self.labels = None if labels is None else np.asarray(labels)
         self.every = every
         self.history: list[dict[str, float]] = []
+        self.figure = None  # the last figure drawn
         self._handle = None
 
+    def on_train_begin(self, logs=None) -> None:
+        """Start from the epochs already in the run's history.csv (a resumed run), else from none."""
+        self.history = read_history(self.history_path)
+
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        """Record the epoch's logs and, every `every` epochs, redraw."""
-        self.history.append({"epoch": epoch + 1, **{key: float(value) for key, value in (logs or {}).items()}})
+        """Record the epoch's logs (replacing a row of the same epoch from an interrupted run) and maybe redraw."""
+        row = {"epoch": epoch + 1, **{key: float(value) for key, value in (logs or {}).items()}}
+        self.history = [*(old for old in self.history if old["epoch"] < epoch + 1), row]
         if (epoch + 1) % self.every == 0:
             self.draw()
 
@@ -52,7 +61,8 @@ class LiveView(keras.callbacks.Callback):
         from pspnet_lib import viz
 
         predictions = predict_ids(self.model, self.images)
-        viz.save_figure(viz.plot_progress(self.history, self.images, self.labels, predictions), self.path)
+        self.figure = viz.plot_progress(self.history, self.images, self.labels, predictions)
+        viz.save_figure(self.figure, self.path)
         self._show()
         return self.path
 

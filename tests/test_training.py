@@ -313,3 +313,54 @@ def test_imagenet_source_weights_are_copied_into_the_backbone(tmp_path):
     for name in ("conv1_conv", "conv3_block2_2_conv", "conv5_block3_3_bn"):
         for copied, original in zip(nested[name].weights, source.get_layer(name).weights, strict=True):
             np.testing.assert_array_equal(copied.numpy(), original.numpy(), err_msg=copied.path)
+
+
+class SimulatedCrash(Exception):
+    """Stands in for a killed process."""
+
+
+class CrashAtEpoch(keras.callbacks.Callback):
+    """Raise SimulatedCrash when epoch index `epoch` begins."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise SimulatedCrash(f"killed at the start of epoch {epoch + 1}")
+
+
+@pytest.mark.slow
+def test_live_view_of_a_resumed_run_plots_every_epoch(synthetic_pairs, tmp_path):
+    from pspnet_lib.live_view import LiveView
+
+    config = training.TrainConfig(
+        out=str(tmp_path / "run"), data=str(synthetic_pairs), backbone="small", image_size=64, batch_size=2,
+        epochs=3, limit=2, tensorboard=False,
+    )
+    with pytest.raises(SimulatedCrash):
+        training.train(config, callbacks=[CrashAtEpoch(2)], verbose=0)
+    assert [row["epoch"] for row in training.read_history(config.run_dir / "history.csv")] == [1, 2]
+
+    images, labels = np.random.default_rng(0).random((1, 64, 64, 3)).astype(np.float32), None
+    view = LiveView(config.run_dir, images, labels)
+    training.train(config, callbacks=[view], verbose=0)
+    on_disk = training.read_history(config.run_dir / "history.csv")
+    assert [row["epoch"] for row in on_disk] == [1, 2, 3]
+    assert [row["epoch"] for row in view.history] == [1, 2, 3]
+    loss_axes = view.figure.subfigs[0].axes[0]
+    plotted = {line.get_label(): line for line in loss_axes.lines}
+    assert set(plotted) >= {"loss", "val_loss"}
+    np.testing.assert_array_equal(plotted["loss"].get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(plotted["loss"].get_ydata(), [row["loss"] for row in on_disk], rtol=1e-6)
+
+
+def test_live_view_replaces_an_epoch_an_interrupted_run_repeats(tmp_path):
+    from pspnet_lib.live_view import LiveView
+
+    training.atomic_write_text(tmp_path / "history.csv", "epoch,loss\n1,0.9\n2,0.8\n")
+    view = LiveView(tmp_path, np.zeros((1, 8, 8, 3), np.float32), every=100)  # never draws here
+    view.on_train_begin()
+    view.on_epoch_end(1, {"loss": 0.7})  # epoch 2 was recorded, then the run died before its backup
+    assert view.history == [{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.7}]
