@@ -2,12 +2,19 @@
 
 `train(config)` builds the data, the model and the optimiser under the device plan and fits; run again
 with the same folder it resumes an interrupted run from its last finished epoch.
+
+With several replicas (GPUs or TF_CONFIG workers) batch norm statistics are computed over all of them, and
+only the chief worker writes the run folder; every other worker writes the same files into its own
+`workertemp_<index>` folder inside it (its backup for resuming), removed when training ends: the usual
+Keras multi-worker pattern, safe on a shared file system.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,18 +134,28 @@ def training_targets(dataset, model: keras.Model):
     return dataset.map(lambda image, label: (image, {name: label for name in names}))
 
 
-def build_model(config: TrainConfig, imagenet_source: keras.Model | None = None) -> keras.Model:
+def synchronized_batch_norm_options(build, replicas: int) -> dict[str, bool]:
+    """`{"synchronized_batch_norm": True}` for several replicas when the model builder `build` supports it."""
+    if replicas > 1 and "synchronized_batch_norm" in inspect.signature(build).parameters:
+        return {"synchronized_batch_norm": True}
+    return {}
+
+
+def build_model(config: TrainConfig, imagenet_source: keras.Model | None = None, replicas: int = 1) -> keras.Model:
     """The network named by `config.model`, for square crops of `config.image_size`.
 
     With `imagenet_source` (a keras.applications ResNet50, see `load_pretrained_source`) its weights are
-    copied into the backbone.
+    copied into the backbone. With `replicas` > 1 its batch norm layers share statistics across replicas.
     """
     from pspnet_lib import data, models
 
     if config.model == "article":
-        return models.build_article_model((config.image_size, config.image_size, 3), flatten_output=False)
+        shape = (config.image_size, config.image_size, 3)
+        options = synchronized_batch_norm_options(models.build_article_model, replicas)
+        return models.build_article_model(shape, flatten_output=False, **options)
     build = models.build_pspnet if config.model == "pspnet" else models.build_dilated_fcn
-    model = build(data.NUM_CLASSES, backbone=config.backbone, input_shape=(None, None, 3))
+    options = synchronized_batch_norm_options(build, replicas)
+    model = build(data.NUM_CLASSES, backbone=config.backbone, input_shape=(None, None, 3), **options)
     if imagenet_source is not None:
         models.transfer_resnet50_weights(imagenet_source, model)
     return model
@@ -159,13 +176,31 @@ def load_pretrained_source(config: TrainConfig) -> keras.Model | None:
         return None
     from pspnet_lib import models
 
+    without = "To train without them, leave weights unset (--weights none)."
+    available = getattr(models, "imagenet_weights_available", None)
+    if available is not None and not available():
+        raise PretrainedWeightsUnavailable(
+            "weights='imagenet' (--weights imagenet): the ImageNet ResNet-50 weights are not in the Keras cache "
+            "and their download server cannot be reached. Connect to the internet once, or copy "
+            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 into ~/.keras/models/ (or $KERAS_HOME/models/). "
+            + without
+        )
     try:
         return models.load_imagenet_resnet50()
     except RuntimeError as error:
-        raise PretrainedWeightsUnavailable(
-            f"weights='imagenet' (--weights imagenet): {error}. To train without them, leave weights unset "
-            "(--weights none)."
-        ) from error
+        raise PretrainedWeightsUnavailable(f"weights='imagenet' (--weights imagenet): {error}. {without}") from error
+
+
+def is_chief(strategy) -> bool:
+    """True for the worker that writes the run folder (the only one, unless TF_CONFIG names several)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def worker_dir(config: TrainConfig, strategy) -> Path:
+    """Where this worker writes: the run folder for the chief, else its own `workertemp_<index>` inside it."""
+    if is_chief(strategy):
+        return config.run_dir
+    return config.run_dir / f"workertemp_{strategy.cluster_resolver.task_id}"
 
 
 def backbone_prefixes(model: keras.Model) -> tuple[str, ...]:
@@ -228,15 +263,16 @@ def train(
     keras.utils.set_random_seed(config.seed)
     train_data, val_data = load_datasets(config, root)
     with strategy.scope():
-        model = build_model(config, imagenet_source)
+        model = build_model(config, imagenet_source, strategy.num_replicas_in_sync)
         optimizer = build_optimizer(
             config.optimizer, config.lr, count_batches(train_data) * config.epochs,
             head_lr_multiplier=config.head_lr_multiplier, backbone_prefixes=backbone_prefixes(model),
         )
         compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile)
-    atomic_write_text(config.run_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
+    write_dir = worker_dir(config, strategy)
+    atomic_write_text(write_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
     budget = [TimeBudget(config.max_minutes)] if config.max_minutes else []
-    run_list = run_callbacks(config.run_dir, monitor_name(model), config.tensorboard)
+    run_list = run_callbacks(write_dir, monitor_name(model), config.tensorboard)
     model.fit(
         training_targets(train_data, model),
         validation_data=training_targets(val_data, model),
@@ -245,6 +281,7 @@ def train(
         callbacks=[*budget, *run_list, *callbacks],
         verbose=verbose,
     )
-    return TrainResult(
-        config.run_dir, model, read_history(config.run_dir / "history.csv"), bool(budget and budget[0].stopped)
-    )
+    history = read_history(write_dir / "history.csv")
+    if write_dir != config.run_dir:
+        shutil.rmtree(write_dir, ignore_errors=True)
+    return TrainResult(config.run_dir, model, history, bool(budget and budget[0].stopped))
