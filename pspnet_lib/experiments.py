@@ -14,28 +14,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from pspnet_lib import data, inference, models, training
-from pspnet_lib.layers import PyramidPoolingModule
+from pspnet_lib.data.pipeline import augment_pair
+from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM
 from pspnet_lib.metrics import SegmentationScores
 
 NETWORKS = ("pspnet", "fcn", "article")
 # Keras' BatchNormalization keeps 0.99 of its moving statistics per step: after the ~100-300 steps of a
 # classroom run they are still mostly their initial values and inference-mode predictions collapse to one
-# class. 0.9 (PyTorch's default, 0.1 in its convention) lets them settle within a few dozen steps.
-SHORT_RUN_BATCH_NORM_MOMENTUM = 0.9
+# class. 0.9 (PyTorch's default, 0.1 in its convention) lets them settle within a few dozen steps; the model
+# builders use it by default (their `batch_norm_momentum` argument).
+SHORT_RUN_BATCH_NORM_MOMENTUM = DEFAULT_BATCH_NORM_MOMENTUM
+KERAS_BATCH_NORM_MOMENTUM = (
+    0.99  # keras.layers.BatchNormalization's own default (Budget.batch_norm_momentum=None)
+)
+DEFAULT_SCALE_RANGE = (0.5, 2.0)  # the pipeline's random scaling of training scenes
 
 
 @dataclass(frozen=True)
 class Budget:
     """The training recipe every variant of a comparison shares.
 
-    Training crops are `image_size` squares; validation scores whole scenes resized to `val_image_size`
-    (default: the same size). A larger validation size shows how each network copes with more pixels of scene
-    than its receptive field covers (the pyramid's global bin adapts to any size, a convolution's field does not).
+    Training crops are `image_size` squares cut from scenes resized to `scene_size` (default: the crop size,
+    i.e. whole scenes), after the pipeline's random scaling (0.5-2x) and flip; validation scores whole scenes
+    resized to `val_image_size` (default: `scene_size`). Crops smaller than the scene, scored on whole scenes,
+    show how each network copes with more scene than its receptive field covers (the pyramid's global bin
+    adapts to any size, a convolution's field does not): the paper's setting.
     """
 
     image_size: int = 128
+    scene_size: int | None = None
     val_image_size: int | None = None
     epochs: int = 4
     train_limit: int | None = None
@@ -52,7 +62,7 @@ class Budget:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Budget.{name} must be a positive int, got {value!r}")
-        for name in ("train_limit", "val_limit", "val_image_size"):
+        for name in ("train_limit", "val_limit", "val_image_size", "scene_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"Budget.{name} must be a positive int or None, got {value!r}")
@@ -121,34 +131,24 @@ def table1_variants() -> list[Variant]:
     ]
 
 
-def without_channel_reduction(model: keras.Model) -> keras.Model:
-    """A fresh copy of `model` whose pyramid branches keep all input channels (no 1x1 reduction to C / bins)."""
-
-    def rebuild(layer: keras.layers.Layer) -> keras.layers.Layer:
-        config = layer.get_config()
-        if isinstance(layer, PyramidPoolingModule):
-            config["reduction_filters"] = layer.input.shape[-1]
-        return layer.__class__.from_config(config)
-
-    if not any(isinstance(layer, PyramidPoolingModule) for layer in model.layers):
-        raise ValueError(f"model {model.name!r} has no PyramidPoolingModule to change")
-    return keras.models.clone_model(model, clone_function=rebuild)
-
-
 def set_batch_norm_momentum(model: keras.Model, momentum: float) -> int:
-    """Set the moving-statistics momentum of every BatchNormalization in `model`, nested ones too; return their count."""
-    norms = [
-        layer
-        for layer in model._flatten_layers(include_self=False)  # Keras has no public recursive walk
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    """Set the moving-statistics momentum of every BatchNormalization in `model`, nested ones too; return their count.
+
+    For models built elsewhere or loaded from a file; the builders take `batch_norm_momentum` directly.
+    """
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    norms = models.batch_norm_layers(model)
     for norm in norms:
         norm.momentum = momentum
     return len(norms)
 
 
 class BatchNormMomentum(keras.callbacks.Callback):
-    """Set every BatchNormalization's momentum when training begins: `training.train` runs too, for short runs."""
+    """Set every BatchNormalization's momentum when training begins (for models not built with the momentum wanted).
+
+    The library's builders already default to 0.9, so `training.train` needs this only for other models.
+    """
 
     def __init__(self, momentum: float = SHORT_RUN_BATCH_NORM_MOMENTUM) -> None:
         super().__init__()
@@ -161,36 +161,84 @@ class BatchNormMomentum(keras.callbacks.Callback):
         set_batch_norm_momentum(self.model, self.momentum)
 
 
-def build_variant(variant: Variant, image_size: int) -> keras.Model:
+def build_variant(
+    variant: Variant, image_size: int, batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM
+) -> keras.Model:
     """The untrained network of `variant` (the article model is fixed to `image_size` squares)."""
     if variant.network == "article":
-        return models.build_article_model((image_size, image_size, 3), flatten_output=False)
+        return models.build_article_model(
+            (image_size, image_size, 3), flatten_output=False, batch_norm_momentum=batch_norm_momentum
+        )
     if variant.network == "fcn":
         return models.build_dilated_fcn(
-            data.NUM_CLASSES, backbone=variant.backbone, aux_head=variant.aux_loss
+            data.NUM_CLASSES,
+            backbone=variant.backbone,
+            aux_head=variant.aux_loss,
+            batch_norm_momentum=batch_norm_momentum,
         )
-    model = models.build_pspnet(
+    return models.build_pspnet(
         data.NUM_CLASSES,
         backbone=variant.backbone,
         bins=variant.bins,
         pooling=variant.pooling,
         aux_head=variant.aux_loss,
+        reduction_filters=None if variant.channel_reduction else models.backbone_channels(variant.backbone),
+        batch_norm_momentum=batch_norm_momentum,
     )
-    return model if variant.channel_reduction else without_channel_reduction(model)
 
 
 def training_data(data_root: str | Path, budget: Budget):
-    """The augmented, shuffled training batches of the budget."""
-    return data.make_dataset(
+    """The augmented, shuffled training batches of the budget: `image_size` crops of `scene_size` scenes."""
+    scene_size = budget.scene_size or budget.image_size
+    if scene_size == budget.image_size:
+        return data.make_dataset(
+            data_root,
+            "train",
+            image_size=budget.image_size,
+            batch_size=budget.batch_size,
+            augment=True,
+            shuffle=True,
+            limit=budget.train_limit,
+            seed=budget.seed,
+        )
+    scenes = data.make_dataset(
         data_root,
         "train",
-        image_size=budget.image_size,
+        image_size=scene_size,
         batch_size=budget.batch_size,
-        augment=True,
+        augment=False,
         shuffle=True,
         limit=budget.train_limit,
         seed=budget.seed,
     )
+    count = len(data.list_pairs(data.resolve_dataset_dirs(data_root).split("train"))[: budget.train_limit])
+    return _random_crops(scenes, count, budget.image_size, scene_size, budget.seed, budget.batch_size)
+
+
+def _random_crops(scenes, count: int, crop_size: int, scene_size: int, seed: int, batch_size: int):
+    """Batches of `crop_size` crops of the `count` `scene_size` scenes, each scaled 0.5-2x at random, maybe flipped.
+
+    The pipeline's own augmentation (scale relative to the crop size, pad, crop, flip) applied to the scene,
+    with the scale range multiplied by scene / crop so the scene is scaled relative to its own size.
+    """
+    ratio = scene_size / crop_size
+    scale_range = (DEFAULT_SCALE_RANGE[0] * ratio, DEFAULT_SCALE_RANGE[1] * ratio)
+
+    def crop(index, pair):
+        image, label = augment_pair(
+            pair[0],
+            pair[1],
+            (crop_size, crop_size),
+            scale_range,
+            tf.stack([tf.constant(seed, tf.int64), index]),
+        )
+        return tf.ensure_shape(image, (crop_size, crop_size, 3)), tf.ensure_shape(
+            label, (crop_size, crop_size)
+        )
+
+    crops = scenes.unbatch().apply(tf.data.experimental.assert_cardinality(count)).enumerate()
+    crops = crops.map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return crops.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def validation_data(data_root: str | Path, budget: Budget):
@@ -198,7 +246,7 @@ def validation_data(data_root: str | Path, budget: Budget):
     return data.make_dataset(
         data_root,
         "val",
-        image_size=budget.val_image_size or budget.image_size,
+        image_size=budget.val_image_size or budget.scene_size or budget.image_size,
         batch_size=budget.batch_size,
         augment=False,
         shuffle=False,
@@ -212,9 +260,8 @@ def train_variant(
     """Build and train `variant` under `budget`: (model, per-epoch training logs, wall seconds)."""
     keras.utils.set_random_seed(budget.seed)
     train_data = training_data(data_root, budget)
-    model = build_variant(variant, budget.image_size)
-    if budget.batch_norm_momentum is not None:
-        set_batch_norm_momentum(model, budget.batch_norm_momentum)
+    momentum = KERAS_BATCH_NORM_MOMENTUM if budget.batch_norm_momentum is None else budget.batch_norm_momentum
+    model = build_variant(variant, budget.image_size, momentum)
     steps = budget.epochs * training.run.count_batches(train_data)
     training.compile_for_training(
         model, training.build_optimizer(budget.optimizer, budget.learning_rate, steps)

@@ -16,6 +16,10 @@ SERIALIZATION_PACKAGE = "pspnet_lib"
 BATCH_NORM_EPSILON = (
     1.001e-5  # keras.applications.ResNet50 uses this epsilon; keep it so its weights transfer
 )
+# Moving-statistics momentum of every BatchNormalization built here. Keras' default of 0.99 needs many hundreds
+# of steps before inference-mode predictions are usable; 0.9 is PyTorch's default (momentum=0.1 in its
+# convention, new = 0.9 * old + 0.1 * batch), which the paper author's hszhao/semseg PSPNet trains with.
+DEFAULT_BATCH_NORM_MOMENTUM = 0.9
 BLOCK_FORMS = ("bottleneck", "basic")
 POOLING_TYPES = ("avg", "max")
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)  # caffe-style ImageNet means, in BGR order, on a 0..255 scale
@@ -140,6 +144,23 @@ def check_bins(bins: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(size) for size in bins)
 
 
+def batch_normalization(
+    name: str, momentum: float = DEFAULT_BATCH_NORM_MOMENTUM, synchronized: bool = False
+) -> keras.layers.BatchNormalization:
+    """BatchNormalization with the ResNet-50 epsilon, `momentum` and (multi-replica runs) `synchronized` statistics."""
+    check_batch_norm_momentum(momentum)
+    return keras.layers.BatchNormalization(
+        momentum=momentum, epsilon=BATCH_NORM_EPSILON, synchronized=bool(synchronized), name=name
+    )
+
+
+def check_batch_norm_momentum(momentum: float) -> float:
+    """`momentum` as a float, or ValueError unless 0 <= momentum < 1."""
+    if isinstance(momentum, bool) or not isinstance(momentum, int | float) or not 0.0 <= momentum < 1.0:
+        raise ValueError(f"batch_norm_momentum must be a number in [0, 1), got {momentum!r}")
+    return float(momentum)
+
+
 def _check_positive(name: str, value: int) -> None:
     """ValueError unless `value` is a positive integer."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -178,6 +199,8 @@ class DilatedResidualBlock(keras.layers.Layer):
     The bottleneck form puts the stride on its first 1x1 convolution as keras.applications.ResNet50 does, and
     names its sub-layers like that model (``<name>_1_conv``, ``<name>_0_bn``, ...) so ImageNet weights map onto
     it by name. `projection` adds the 1x1 convolution + BN shortcut a change of stride or width needs.
+    Its BNs use `batch_norm_momentum` (default 0.9, PyTorch's 0.1) and, for multi-replica training,
+    `synchronized_batch_norm` (statistics over all replicas' batches).
     """
 
     def __init__(
@@ -189,6 +212,8 @@ class DilatedResidualBlock(keras.layers.Layer):
         projection: bool = False,
         expansion: int | None = None,
         use_bias: bool = False,
+        batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
+        synchronized_batch_norm: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -202,6 +227,8 @@ class DilatedResidualBlock(keras.layers.Layer):
             )
         self.filters, self.form, self.stride, self.dilation = filters, form, stride, dilation
         self.projection, self.use_bias = bool(projection), bool(use_bias)
+        self.batch_norm_momentum = check_batch_norm_momentum(batch_norm_momentum)
+        self.synchronized_batch_norm = bool(synchronized_batch_norm)
         self.expansion = expansion if expansion is not None else (4 if form == "bottleneck" else 1)
         _check_positive("expansion", self.expansion)
         self.output_channels = filters * self.expansion
@@ -222,7 +249,9 @@ class DilatedResidualBlock(keras.layers.Layer):
 
     def _norm(self, suffix: str) -> keras.layers.BatchNormalization:
         """BatchNormalization named `<block>_<suffix>`."""
-        return keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name=f"{self.name}_{suffix}")
+        return batch_normalization(
+            f"{self.name}_{suffix}", self.batch_norm_momentum, self.synchronized_batch_norm
+        )
 
     def _make_residual_layers(self) -> list[keras.layers.Layer]:
         """Layers of the residual branch, in order; the last one is a BN (the add and ReLU come after)."""
@@ -279,6 +308,8 @@ class DilatedResidualBlock(keras.layers.Layer):
             "projection": self.projection,
             "expansion": self.expansion,
             "use_bias": self.use_bias,
+            "batch_norm_momentum": self.batch_norm_momentum,
+            "synchronized_batch_norm": self.synchronized_batch_norm,
         }
 
 
@@ -288,7 +319,8 @@ class PyramidPoolingModule(keras.layers.Layer):
 
     Works for any feature-map height and width, including odd sizes and maps smaller than a bin. Each branch has
     `reduction_filters` channels (default: input channels / number of bins, as in the paper); the output is the
-    input followed by the branches, in the order of `bins`.
+    input followed by the branches, in the order of `bins`. The branch BNs take `batch_norm_momentum` and
+    `synchronized_batch_norm` like the residual blocks.
     """
 
     def __init__(
@@ -296,6 +328,8 @@ class PyramidPoolingModule(keras.layers.Layer):
         bins: Sequence[int] = (1, 2, 3, 6),
         reduction_filters: int | None = None,
         pooling: str = "avg",
+        batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
+        synchronized_batch_norm: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -304,6 +338,8 @@ class PyramidPoolingModule(keras.layers.Layer):
             _check_positive("reduction_filters", reduction_filters)
         _pooling_reduction(pooling)
         self.reduction_filters, self.pooling = reduction_filters, pooling
+        self.batch_norm_momentum = check_batch_norm_momentum(batch_norm_momentum)
+        self.synchronized_batch_norm = bool(synchronized_batch_norm)
         self.branch_convs: list[keras.layers.Conv2D] = []
         self.branch_norms: list[keras.layers.BatchNormalization] = []
 
@@ -321,8 +357,8 @@ class PyramidPoolingModule(keras.layers.Layer):
         filters = self.branch_filters(channels)
         for size in self.bins:
             conv = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{self.name}_bin{size}_conv")
-            norm = keras.layers.BatchNormalization(
-                epsilon=BATCH_NORM_EPSILON, name=f"{self.name}_bin{size}_bn"
+            norm = batch_normalization(
+                f"{self.name}_bin{size}_bn", self.batch_norm_momentum, self.synchronized_batch_norm
             )
             _build_in_sequence([conv, norm], (None, size, size, channels))
             self.branch_convs.append(conv)
@@ -350,6 +386,8 @@ class PyramidPoolingModule(keras.layers.Layer):
             "bins": list(self.bins),
             "reduction_filters": self.reduction_filters,
             "pooling": self.pooling,
+            "batch_norm_momentum": self.batch_norm_momentum,
+            "synchronized_batch_norm": self.synchronized_batch_norm,
         }
 
 

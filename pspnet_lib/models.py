@@ -3,24 +3,34 @@ the source article's model, ImageNet weight transfer, and parameter / multiply-a
 
 Models take float32 RGB in [0, 1] of shape (B, H, W, 3) and return float32 logits (B, H, W, num_classes) at the
 input's height and width; with an auxiliary head they return ``[logits, aux_logits]`` (output layers named so).
+
+Every BatchNormalization uses `batch_norm_momentum` (default 0.9: PyTorch's default momentum of 0.1 in its
+convention, which the paper author's hszhao/semseg trains with; Keras' own default of 0.99 leaves the moving
+statistics unsettled after a short classroom run) and, with `synchronized_batch_norm=True`, computes its batch
+statistics over all replicas of a multi-device run (keras.layers.BatchNormalization(synchronized=True)).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from pspnet_lib.layers import (
-    BATCH_NORM_EPSILON,
+    DEFAULT_BATCH_NORM_MOMENTUM,
     CaffeImageNetPreprocessing,
     DilatedResidualBlock,
     PyramidPoolingModule,
     ResizeToMatch,
+    batch_normalization,
+    check_batch_norm_momentum,
 )
 
 OUTPUT_STRIDES = (8, 16, 32)
@@ -32,6 +42,8 @@ NOMINAL_STAGE_STRIDES = (1, 2, 2, 2)  # conv2..conv5 of a ResNet, after the stri
 AUX_STAGE = 2  # index of the stage feeding the auxiliary head (conv4 of a ResNet)
 ARTICLE_POOL_WINDOWS = (2, 4, 8)
 ARTICLE_REDUCED_MAPS = 64
+IMAGENET_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_WEIGHTS_HOST = ("storage.googleapis.com", 443)  # where keras.applications downloads them from
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,39 @@ BACKBONES = {
 }
 
 
+@dataclass(frozen=True)
+class _NormSettings:
+    """How every BatchNormalization of a model is built."""
+
+    momentum: float = DEFAULT_BATCH_NORM_MOMENTUM
+    synchronized: bool = False
+
+    def layer(self, name: str) -> keras.layers.BatchNormalization:
+        """A BatchNormalization named `name` with these settings."""
+        return batch_normalization(name, self.momentum, self.synchronized)
+
+
+def backbone_channels(backbone: str = "resnet50", width_multiplier: float = 1.0) -> int:
+    """Channels of the backbone's conv5 output (the pyramid pooling module's input): 2048 for ResNet-50."""
+    spec = _backbone_spec(backbone, width_multiplier)
+    return spec.stage_filters[-1] * (4 if spec.form == "bottleneck" else 1)
+
+
+def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    """Every BatchNormalization of `model`, including those inside residual blocks and the pyramid pooling module."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif isinstance(layer, DilatedResidualBlock):
+            found += [sub for sub in layer.sublayers if isinstance(sub, keras.layers.BatchNormalization)]
+        elif isinstance(layer, PyramidPoolingModule):
+            found += list(layer.branch_norms)
+        elif isinstance(layer, keras.Model):
+            found += batch_norm_layers(layer)
+    return found
+
+
 def stage_strides_and_dilations(output_stride: int) -> list[tuple[int, int]]:
     """(stride, dilation) of each of the four stages so the backbone stops downsampling at `output_stride`.
 
@@ -90,11 +135,14 @@ def build_backbone(
     input_shape: tuple = (None, None, 3),
     output_stride: int = 8,
     width_multiplier: float = 1.0,
+    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
+    synchronized_batch_norm: bool = False,
 ) -> keras.Model:
     """The dilated backbone alone, outputs [conv4 features (aux head input), conv5 features]."""
     spec = _backbone_spec(backbone, width_multiplier)
+    norm = _NormSettings(check_batch_norm_momentum(batch_norm_momentum), bool(synchronized_batch_norm))
     image = keras.Input(_check_input_shape(input_shape), name="image")
-    aux_features, features = _backbone_features(image, backbone, spec, output_stride)
+    aux_features, features = _backbone_features(image, backbone, spec, output_stride, norm)
     return keras.Model(image, [aux_features, features], name=f"dilated_{backbone}")
 
 
@@ -110,9 +158,24 @@ def build_pspnet(
     pooling: str = "avg",
     width_multiplier: float = 1.0,
     name: str = "pspnet",
+    reduction_filters: int | None = None,
+    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
+    synchronized_batch_norm: bool = False,
 ) -> keras.Model:
-    """PSPNet: dilated backbone, pyramid pooling over `bins`, 3x3 conv head, bilinear upsampling to the input."""
-    context = PyramidPoolingModule(bins=bins, pooling=pooling, name="pyramid_pooling")
+    """PSPNet: dilated backbone, pyramid pooling over `bins`, 3x3 conv head, bilinear upsampling to the input.
+
+    `reduction_filters` sets the channels of each pyramid branch (default: backbone channels / len(bins), the
+    paper's reduction; the backbone's channel count keeps them all, i.e. no reduction).
+    """
+    norm = _NormSettings(check_batch_norm_momentum(batch_norm_momentum), bool(synchronized_batch_norm))
+    context = PyramidPoolingModule(
+        bins=bins,
+        pooling=pooling,
+        reduction_filters=reduction_filters,
+        batch_norm_momentum=norm.momentum,
+        synchronized_batch_norm=norm.synchronized,
+        name="pyramid_pooling",
+    )
     return _build_segmentation_model(
         num_classes,
         backbone,
@@ -124,6 +187,7 @@ def build_pspnet(
         width_multiplier,
         context,
         name,
+        norm,
     )
 
 
@@ -137,8 +201,11 @@ def build_dilated_fcn(
     dropout: float = 0.1,
     width_multiplier: float = 1.0,
     name: str = "dilated_fcn",
+    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
+    synchronized_batch_norm: bool = False,
 ) -> keras.Model:
     """The paper's baseline: PSPNet without the pyramid pooling module (same backbone and heads)."""
+    norm = _NormSettings(check_batch_norm_momentum(batch_norm_momentum), bool(synchronized_batch_norm))
     return _build_segmentation_model(
         num_classes,
         backbone,
@@ -150,6 +217,7 @@ def build_dilated_fcn(
         width_multiplier,
         None,
         name,
+        norm,
     )
 
 
@@ -164,6 +232,7 @@ def _build_segmentation_model(
     width_multiplier: float,
     context: keras.layers.Layer | None,
     name: str,
+    norm: _NormSettings,
 ) -> keras.Model:
     """Backbone -> optional context module -> head (+ aux head), outputs upsampled to the input size."""
     _check_num_classes(num_classes)
@@ -173,14 +242,23 @@ def _build_segmentation_model(
     _check_output_stride(output_stride)
     image = keras.Input(_check_input_shape(input_shape), name="image")
     source = load_imagenet_resnet50() if weights == "imagenet" else None
-    aux_features, features = _backbone_features(image, backbone, spec, output_stride)
+    aux_features, features = _backbone_features(image, backbone, spec, output_stride, norm)
     if context is not None:
         features = context(features)
-    outputs = [_segmentation_head(features, image, spec.head_filters, num_classes, dropout, "head", "logits")]
+    outputs = [
+        _segmentation_head(features, image, spec.head_filters, num_classes, dropout, "head", "logits", norm)
+    ]
     if aux_head:
         outputs.append(
             _segmentation_head(
-                aux_features, image, spec.aux_head_filters, num_classes, dropout, "aux_head", "aux_logits"
+                aux_features,
+                image,
+                spec.aux_head_filters,
+                num_classes,
+                dropout,
+                "aux_head",
+                "aux_logits",
+                norm,
             )
         )
     model = keras.Model(image, outputs if aux_head else outputs[0], name=name)
@@ -189,42 +267,52 @@ def _build_segmentation_model(
     return model
 
 
-def _backbone_features(image, backbone: str, spec: BackboneSpec, output_stride: int) -> tuple:
+def _backbone_features(
+    image, backbone: str, spec: BackboneSpec, output_stride: int, norm: _NormSettings
+) -> tuple:
     """Run the stem and the four dilated stages on `image`; return (conv4 output, conv5 output)."""
-    x = _resnet50_stem(image) if backbone == "resnet50" else _small_stem(image, spec.stem_filters)
+    x = _resnet50_stem(image, norm) if backbone == "resnet50" else _small_stem(image, spec.stem_filters, norm)
     stage_outputs = []
     schedule = stage_strides_and_dilations(output_stride)
     for index, (filters, blocks, (stride, dilation)) in enumerate(
         zip(spec.stage_filters, spec.stage_blocks, schedule, strict=True)
     ):
         x = _residual_stage(
-            x, f"conv{index + 2}", filters, blocks, stride, dilation, spec.form, backbone == "resnet50"
+            x, f"conv{index + 2}", filters, blocks, stride, dilation, spec.form, backbone == "resnet50", norm
         )
         stage_outputs.append(x)
     return stage_outputs[AUX_STAGE], stage_outputs[-1]
 
 
-def _resnet50_stem(image):
+def _resnet50_stem(image, norm: _NormSettings):
     """Caffe preprocessing, then keras.applications.ResNet50's stem (same layer names): 7x7/2 conv, 3x3/2 max pool."""
     x = CaffeImageNetPreprocessing(name="caffe_preprocessing")(image)
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name="conv1_bn")(x)
+    x = norm.layer("conv1_bn")(x)
     x = keras.layers.ReLU(name="conv1_relu")(x)
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
     return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
 
-def _small_stem(image, filters: int):
+def _small_stem(image, filters: int, norm: _NormSettings):
     """3x3/2 conv + BN + ReLU, then 3x3/2 max pool: stride 4 like a ResNet stem, far cheaper."""
     x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(image)
-    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name="stem_bn")(x)
+    x = norm.layer("stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     return keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
 
 
 def _residual_stage(
-    x, name: str, filters: int, blocks: int, stride: int, dilation: int, form: str, use_bias: bool
+    x,
+    name: str,
+    filters: int,
+    blocks: int,
+    stride: int,
+    dilation: int,
+    form: str,
+    use_bias: bool,
+    norm: _NormSettings,
 ):
     """`blocks` residual blocks named `<name>_block<i>`; the first one strides and projects."""
     for index in range(blocks):
@@ -235,24 +323,37 @@ def _residual_stage(
             dilation=dilation,
             projection=index == 0,
             use_bias=use_bias,
+            batch_norm_momentum=norm.momentum,
+            synchronized_batch_norm=norm.synchronized,
             name=f"{name}_block{index + 1}",
         )(x)
     return x
 
 
 def _segmentation_head(
-    features, image, filters: int, num_classes: int, dropout: float, name: str, output_name: str
+    features,
+    image,
+    filters: int,
+    num_classes: int,
+    dropout: float,
+    name: str,
+    output_name: str,
+    norm: _NormSettings,
 ):
     """3x3 conv + BN + ReLU + dropout + 1x1 classifier, then float32 bilinear upsampling to the image size."""
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(features)
-    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name=f"{name}_bn")(x)
+    x = norm.layer(f"{name}_bn")(x)
     x = keras.layers.ReLU(name=f"{name}_relu")(x)
     x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
     x = keras.layers.Conv2D(num_classes, 1, name=f"{name}_classifier")(x)
     return ResizeToMatch(name=output_name, dtype="float32")([x, image])
 
 
-def build_article_model(input_shape: tuple = (256, 256, 3), flatten_output: bool = True) -> keras.Model:
+def build_article_model(
+    input_shape: tuple = (256, 256, 3),
+    flatten_output: bool = True,
+    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
+) -> keras.Model:
     """The source article's "simple PSPNet", faithfully, flaws included; it regresses the colour mask (MSE).
 
     Module b: three residual blocks with dilated (rate 2) 3x3 convolutions at full resolution, 64 -> 128 -> 256
@@ -269,13 +370,21 @@ def build_article_model(input_shape: tuple = (256, 256, 3), flatten_output: bool
       "pyramid" branches are local blurs, not sub-region context.
     - No pretrained backbone, no BN/ReLU after the reductions, no 3x3 head layer, no dropout, no auxiliary loss.
     - The input size is fixed (upsampling factors are hard-wired) and must be divisible by 8.
+
+    Its residual blocks' BNs use `batch_norm_momentum` like the other builders (the article kept Keras' 0.99).
     """
     height, width, _ = _check_article_input_shape(input_shape)
+    momentum = check_batch_norm_momentum(batch_norm_momentum)
     image = keras.Input(input_shape, name="image")
     base = image
     for index, filters in enumerate((32, 64, 128), start=1):
         base = DilatedResidualBlock(
-            filters, expansion=2, dilation=2, projection=True, name=f"article_block{index}"
+            filters,
+            expansion=2,
+            dilation=2,
+            projection=True,
+            batch_norm_momentum=momentum,
+            name=f"article_block{index}",
         )(base)
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool_global")(base)
     branches = [base, _article_branch(pooled, "global", (height, width))]
@@ -293,6 +402,25 @@ def _article_branch(pooled, name: str, upsampling: tuple[int, int]):
     """The article's branch: 1x1 conv to 64 maps (no BN, no ReLU), bilinear upsampling by a fixed factor."""
     x = keras.layers.Conv2D(ARTICLE_REDUCED_MAPS, 1, name=f"reduce_{name}")(pooled)
     return keras.layers.UpSampling2D(upsampling, interpolation="bilinear", name=f"upsample_{name}")(x)
+
+
+def imagenet_weights_available(timeout: float = 3.0) -> bool:
+    """True when the ResNet-50 ImageNet weights are cached, or their download server answers within `timeout` s.
+
+    Looks for IMAGENET_WEIGHTS_FILE in $KERAS_HOME/models (default ~/.keras/models), then tries one TCP
+    connection to storage.googleapis.com:443. Offline it returns False within `timeout` seconds (at once when
+    name resolution fails), so a notebook can skip the ~95 MB download instead of failing.
+    """
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    if (keras_home / "models" / IMAGENET_WEIGHTS_FILE).is_file():
+        return True
+    try:
+        socket.create_connection(IMAGENET_WEIGHTS_HOST, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def load_imagenet_resnet50() -> keras.Model:

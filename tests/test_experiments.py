@@ -39,6 +39,7 @@ def _reference_miou(labels: np.ndarray, predictions: np.ndarray) -> float:
         ("batch_size", 2.5),
         ("train_limit", 0),
         ("val_image_size", 0),
+        ("scene_size", -3),
         ("batch_norm_momentum", 1.0),
     ],
 )
@@ -84,10 +85,16 @@ def test_without_channel_reduction_keeps_all_channels_in_each_branch() -> None:
     assert [tuple(o.shape) for o in full(images)] == [(1, 48, 80, NUM_CLASSES)] * 2
 
 
-def test_without_channel_reduction_refuses_a_model_without_pyramid() -> None:
-    fcn = experiments.build_variant(experiments.Variant("fcn", network="fcn"), 64)
-    with pytest.raises(ValueError, match="no PyramidPoolingModule"):
-        experiments.without_channel_reduction(fcn)
+def test_budget_batch_norm_momentum_reaches_every_norm_of_every_network() -> None:
+    from pspnet_lib.models import batch_norm_layers
+
+    for network in experiments.NETWORKS:
+        model = experiments.build_variant(
+            experiments.Variant("v", network=network), 32, batch_norm_momentum=0.6
+        )
+        norms = batch_norm_layers(model)
+        assert len(norms) == sum(1 for w in model.weights if w.path.endswith("moving_mean")) > 0
+        assert all(norm.momentum == pytest.approx(0.6) for norm in norms), network
 
 
 def test_article_variant_paints_rgb_at_the_budget_size() -> None:
@@ -155,6 +162,38 @@ def test_validation_scenes_use_val_image_size_and_training_crops_image_size(synt
     assert tuple(images.shape) == (2, 48, 48, 3) and tuple(labels.shape) == (2, 48, 48)
     crops, _ = next(iter(experiments.training_data(synthetic_pairs, budget)))
     assert tuple(crops.shape) == (2, 32, 32, 3)
+
+
+def test_training_crops_are_windows_of_scenes_at_scene_size(synthetic_pairs, monkeypatch) -> None:
+    """With the random scale pinned to 1, every crop is a (maybe mirrored) window of a scene at scene_size."""
+    monkeypatch.setattr(experiments, "DEFAULT_SCALE_RANGE", (1.0, 1.0))
+    budget = experiments.Budget(image_size=24, scene_size=64, train_limit=3, val_limit=2, batch_size=2)
+    scenes = [
+        labels
+        for _, labels in experiments.validation_data(synthetic_pairs, budget).unbatch().as_numpy_iterator()
+    ]
+    assert scenes[0].shape == (64, 64)  # validation scores whole scenes at scene_size by default
+    train_scenes = [
+        labels
+        for _, labels in experiments.data.make_dataset(
+            synthetic_pairs, "train", image_size=64, batch_size=3, augment=False, shuffle=False, limit=3
+        )
+        .unbatch()
+        .as_numpy_iterator()
+    ]
+    dataset = experiments.training_data(synthetic_pairs, budget)
+    assert int(dataset.cardinality()) == 2  # 3 crops (one per scene) in batches of 2
+    crops = [label for _, labels in dataset.as_numpy_iterator() for label in labels]
+    assert len(crops) == 3 and all(crop.shape == (24, 24) for crop in crops)
+    for crop in crops:
+        windows = [
+            np.lib.stride_tricks.sliding_window_view(scene, (24, 24)).reshape(-1, 24, 24)
+            for scene in train_scenes
+        ]
+        found = any(
+            (np.all(w == crop, axis=(1, 2)) | np.all(w == crop[:, ::-1], axis=(1, 2))).any() for w in windows
+        )
+        assert found
 
 
 def test_batch_norm_momentum_callback_applies_before_the_first_step() -> None:

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from pspnet_lib.layers import (
     BATCH_NORM_EPSILON,
+    DEFAULT_BATCH_NORM_MOMENTUM,
     CaffeImageNetPreprocessing,
     DilatedResidualBlock,
     PyramidPoolingModule,
@@ -229,3 +230,51 @@ def test_resize_to_match_takes_the_reference_size_and_keeps_constants() -> None:
     resized = ResizeToMatch()([features, tf.zeros((1, 31, 47, 3))])
     assert resized.shape == (1, 31, 47, 2)
     np.testing.assert_allclose(resized.numpy(), 3.0)
+
+
+def _norms_of(layer) -> list[keras.layers.BatchNormalization]:
+    """BatchNormalization layers among a block's sub-layers or a pyramid's branches."""
+    found = layer.sublayers if isinstance(layer, DilatedResidualBlock) else layer.branch_norms
+    return [norm for norm in found if isinstance(norm, keras.layers.BatchNormalization)]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: DilatedResidualBlock(4, form="bottleneck", stride=2, projection=True, **kw),
+        lambda **kw: DilatedResidualBlock(6, form="basic", dilation=2, projection=True, **kw),
+        lambda **kw: PyramidPoolingModule(bins=(1, 2, 3, 6), **kw),
+    ],
+    ids=["bottleneck", "basic", "pyramid"],
+)
+def test_batch_norm_momentum_and_synchronization_reach_every_norm_and_survive_config(make) -> None:
+    layer = make(batch_norm_momentum=0.75, synchronized_batch_norm=True)
+    layer(tf.random.normal((1, 12, 12, 8)))
+    expected_count = 4 if isinstance(layer, PyramidPoolingModule) else len(layer.residual_layers) // 3 + 2
+    norms = _norms_of(layer)
+    assert len(norms) == expected_count
+    assert sum(1 for w in layer.weights if w.path.endswith("moving_mean")) == expected_count
+    assert all(
+        n.momentum == pytest.approx(0.75) and n.synchronized and n.epsilon == BATCH_NORM_EPSILON
+        for n in norms
+    )
+    clone = type(layer).from_config(layer.get_config())
+    clone(tf.random.normal((1, 12, 12, 8)))
+    assert all(n.momentum == pytest.approx(0.75) and n.synchronized for n in _norms_of(clone))
+
+
+def test_batch_norm_defaults_are_pytorch_momentum_unsynchronized() -> None:
+    assert DEFAULT_BATCH_NORM_MOMENTUM == 0.9
+    block, pyramid = DilatedResidualBlock(4, dilation=2), PyramidPoolingModule(bins=(1, 2))
+    block(tf.random.normal((1, 8, 8, 16)))
+    pyramid(tf.random.normal((1, 8, 8, 16)))
+    for norm in _norms_of(block) + _norms_of(pyramid):
+        assert norm.momentum == pytest.approx(0.9) and not norm.synchronized
+
+
+@pytest.mark.parametrize("momentum", [1.0, -0.5, None])
+def test_bad_batch_norm_momentum_is_rejected(momentum) -> None:
+    with pytest.raises(ValueError, match="batch_norm_momentum"):
+        DilatedResidualBlock(4, batch_norm_momentum=momentum)
+    with pytest.raises(ValueError, match="batch_norm_momentum"):
+        PyramidPoolingModule(batch_norm_momentum=momentum)

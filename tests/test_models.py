@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 
 import keras
 import numpy as np
@@ -16,12 +17,16 @@ from pspnet_lib.layers import (
     receptive_field,
 )
 from pspnet_lib.models import (
+    IMAGENET_WEIGHTS_FILE,
+    backbone_channels,
+    batch_norm_layers,
     build_article_model,
     build_backbone,
     build_dilated_fcn,
     build_pspnet,
     count_flops,
     count_parameters,
+    imagenet_weights_available,
     stage_strides_and_dilations,
     transfer_resnet50_weights,
 )
@@ -327,3 +332,129 @@ def test_count_parameters_splits_trainable_weights() -> None:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()])
     assert count_parameters(model) == 4 * 3 + 3 + 4 * 3
     assert count_parameters(model, trainable_only=True) == 4 * 3 + 3 + 2 * 3
+
+
+def moving_mean_count(model: keras.Model) -> int:
+    """Number of BatchNormalization layers, counted independently: one moving_mean variable each."""
+    return sum(1 for weight in model.weights if weight.path.endswith("moving_mean"))
+
+
+@pytest.mark.parametrize("builder", [build_pspnet, build_dilated_fcn])
+def test_batch_norm_settings_reach_every_batch_normalization(builder) -> None:
+    model = builder(NUM_CLASSES, batch_norm_momentum=0.8, synchronized_batch_norm=True, **TINY)
+    norms = batch_norm_layers(model)
+    assert len(norms) == moving_mean_count(model) > 10
+    assert all(norm.synchronized and norm.momentum == pytest.approx(0.8) for norm in norms)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: build_pspnet(NUM_CLASSES, **TINY),
+        lambda: build_dilated_fcn(NUM_CLASSES, **TINY),
+        lambda: build_backbone("small", width_multiplier=0.25),
+        lambda: build_article_model(input_shape=(32, 32, 3)),
+    ],
+    ids=["pspnet", "fcn", "backbone", "article"],
+)
+def test_batch_norm_defaults_to_pytorch_momentum_unsynchronized(build) -> None:
+    norms = batch_norm_layers(build())
+    assert norms and all(norm.momentum == pytest.approx(0.9) and not norm.synchronized for norm in norms)
+
+
+def test_batch_norm_momentum_sets_the_moving_average_update() -> None:
+    model = build_dilated_fcn(NUM_CLASSES, aux_head=False, batch_norm_momentum=0.3, **TINY)
+    stem = model.get_layer("stem_bn")
+    batch = images(2, 40, 40)
+    before = stem.moving_mean.numpy().copy()
+    batch_mean = np.asarray(model.get_layer("stem_conv")(batch)).mean(axis=(0, 1, 2))
+    model(batch, training=True)
+    np.testing.assert_allclose(
+        stem.moving_mean.numpy(), 0.3 * before + 0.7 * batch_mean, rtol=1e-4, atol=1e-5
+    )
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_synchronized_batch_norm_model_saves_and_loads_as_keras(tmp_path) -> None:
+    model = build_pspnet(NUM_CLASSES, synchronized_batch_norm=True, batch_norm_momentum=0.7, **TINY)
+    batch = images(2, 40, 48)
+    expected = model.predict(batch, verbose=0)
+    model.save(tmp_path / "synced.keras")
+    loaded = keras.saving.load_model(tmp_path / "synced.keras")
+    norms = batch_norm_layers(loaded)
+    assert len(norms) == moving_mean_count(loaded) == moving_mean_count(model)
+    assert all(norm.synchronized and norm.momentum == pytest.approx(0.7) for norm in norms)
+    for before, after in zip(expected, loaded.predict(batch, verbose=0), strict=True):
+        np.testing.assert_array_equal(after, before)
+
+
+@pytest.mark.parametrize("momentum", [1.0, -0.1, "0.9", True])
+def test_bad_batch_norm_momentum_is_rejected_by_name(momentum) -> None:
+    with pytest.raises(ValueError, match="batch_norm_momentum"):
+        build_pspnet(NUM_CLASSES, batch_norm_momentum=momentum, **TINY)
+
+
+def test_reduction_filters_reach_the_pyramid_branches() -> None:
+    channels = build_backbone("small", width_multiplier=0.25).outputs[1].shape[-1]
+    for filters, expected in ((None, channels // 4), (channels, channels), (3, 3)):
+        model = build_pspnet(NUM_CLASSES, reduction_filters=filters, **TINY)
+        pyramid = model.get_layer("pyramid_pooling")
+        assert pyramid.output.shape[-1] == channels + 4 * expected
+
+
+@pytest.mark.parametrize(("backbone", "width"), [("small", 1.0), ("small", 0.25), ("resnet50", 1.0)])
+def test_backbone_channels_is_the_conv5_width(backbone, width) -> None:
+    assert (
+        backbone_channels(backbone, width)
+        == build_backbone(backbone, width_multiplier=width).outputs[1].shape[-1]
+    )
+
+
+def test_imagenet_weights_available_when_cached_without_touching_the_network(monkeypatch, tmp_path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / IMAGENET_WEIGHTS_FILE).write_bytes(b"stand-in")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network must not be tried when the file is cached")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    assert imagenet_weights_available() is True
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        TimeoutError("timed out"),
+        socket.gaierror(-2, "Name or service not known"),
+        ConnectionRefusedError(111, "refused"),
+    ],
+)
+def test_imagenet_weights_unavailable_offline(monkeypatch, tmp_path, failure) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    seen = {}
+
+    def offline(address, timeout=None, **kwargs):
+        seen.update(address=address, timeout=timeout)
+        raise failure
+
+    monkeypatch.setattr(socket, "create_connection", offline)
+    assert imagenet_weights_available(timeout=0.5) is False
+    assert seen == {"address": ("storage.googleapis.com", 443), "timeout": 0.5}
+
+
+def test_imagenet_weights_available_when_the_server_answers(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    closed = []
+
+    class Connection:
+        def close(self) -> None:
+            closed.append(True)
+
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None: Connection())
+    assert imagenet_weights_available() is True and closed == [True]
+
+
+def test_imagenet_weights_available_rejects_a_bad_timeout() -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        imagenet_weights_available(timeout=0)
