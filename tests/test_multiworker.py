@@ -3,7 +3,6 @@ statistics on both, and only the chief writes its run folder."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import socket
@@ -57,13 +56,6 @@ def start_worker(index: int, addresses: list[str], data: Path, out: Path, result
     return subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def builders_synchronise_batch_norm() -> bool:
-    """True once the model builders take `synchronized_batch_norm`."""
-    from pspnet_lib import models
-
-    return "synchronized_batch_norm" in inspect.signature(models.build_pspnet).parameters
-
-
 @pytest.fixture(scope="module")
 def two_worker_run(synthetic_pairs, tmp_path_factory):
     """Run two workers, each with its own --out folder (as on two machines); their folders and results."""
@@ -101,8 +93,6 @@ def test_two_workers_end_with_identical_weights(two_worker_run):
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_batch_norm_statistics_agree_across_workers(two_worker_run):
-    if not builders_synchronise_batch_norm():
-        pytest.skip("the model builders do not take synchronized_batch_norm yet")
     # Synchronised batch norm computes each batch's mean and variance over both workers' halves, so the
     # moving statistics (not trained: updated from those batch statistics) match too, and they did move.
     first, second = two_worker_run.weights
@@ -148,8 +138,6 @@ def test_worker_folders_follow_the_keras_multi_worker_pattern(tmp_path):
 
 
 def test_several_replicas_build_synchronised_batch_norm(tmp_path):
-    if not builders_synchronise_batch_norm():
-        pytest.skip("the model builders do not take synchronized_batch_norm yet")
     import keras
 
     from pspnet_lib.training import TrainConfig

@@ -246,8 +246,8 @@ def test_live_view_writes_a_png_each_epoch_without_a_notebook(tmp_path):
 def offline_keras_downloads(monkeypatch):
     """Keras' file download fails as it does here without a network (no real request is made).
 
-    The server check `models.imagenet_weights_available` (when it exists) is told the server answers, so
-    the download itself is attempted and fails.
+    The server check `models.imagenet_weights_available` is told the server answers, so the download itself
+    is attempted and fails.
     """
     from keras.src.utils import file_utils
 
@@ -257,7 +257,7 @@ def offline_keras_downloads(monkeypatch):
         raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(file_utils, "get_file", refuse)
-    monkeypatch.setattr(models, "imagenet_weights_available", lambda *args, **kwargs: True, raising=False)
+    monkeypatch.setattr(models, "imagenet_weights_available", lambda *args, **kwargs: True)
 
 
 @pytest.mark.parametrize(
@@ -298,8 +298,6 @@ def test_unreachable_imagenet_weights_fail_before_any_download(synthetic_pairs, 
     def no_download_please(*args, **kwargs):
         raise AssertionError("a download was attempted although the server is unreachable")
 
-    if not hasattr(models, "imagenet_weights_available"):  # pragma: no cover - until models provides it
-        pytest.skip("models.imagenet_weights_available does not exist yet")
     monkeypatch.setattr(file_utils, "get_file", no_download_please)
     monkeypatch.setattr(models, "imagenet_weights_available", lambda *args, **kwargs: False)
     config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), weights="imagenet")

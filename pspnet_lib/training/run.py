@@ -135,7 +135,10 @@ def training_targets(dataset, model: keras.Model):
 
 
 def synchronized_batch_norm_options(build, replicas: int) -> dict[str, bool]:
-    """`{"synchronized_batch_norm": True}` for several replicas when the model builder `build` supports it."""
+    """`{"synchronized_batch_norm": True}` for several replicas when the model builder `build` supports it.
+
+    PSPNet and the dilated FCN do; the article model's builder does not (its batch norm stays per replica).
+    """
     if replicas > 1 and "synchronized_batch_norm" in inspect.signature(build).parameters:
         return {"synchronized_batch_norm": True}
     return {}
@@ -169,7 +172,8 @@ def is_resuming(config: TrainConfig) -> bool:
 def load_pretrained_source(config: TrainConfig) -> keras.Model | None:
     """The ImageNet ResNet-50 a fresh `weights="imagenet"` run starts from (None otherwise, or when resuming).
 
-    Keras downloads the weights once (~95 MB); when that fails this raises `PretrainedWeightsUnavailable`
+    Keras downloads the weights once (~95 MB). When they are not cached and their server cannot be reached
+    (`models.imagenet_weights_available`), or the download fails, this raises `PretrainedWeightsUnavailable`
     at once, before any data is loaded.
     """
     if config.weights != "imagenet" or is_resuming(config):
@@ -177,8 +181,7 @@ def load_pretrained_source(config: TrainConfig) -> keras.Model | None:
     from pspnet_lib import models
 
     without = "To train without them, leave weights unset (--weights none)."
-    available = getattr(models, "imagenet_weights_available", None)
-    if available is not None and not available():
+    if not models.imagenet_weights_available():
         raise PretrainedWeightsUnavailable(
             "weights='imagenet' (--weights imagenet): the ImageNet ResNet-50 weights are not in the Keras cache "
             "and their download server cannot be reached. Connect to the internet once, or copy "
