@@ -29,7 +29,8 @@ from pspnet_lib.training import TrainConfig, train
 result = train(TrainConfig(**json.loads(sys.argv[1])), verbose=0)
 np.savez(sys.argv[2], *[variable.numpy() for variable in result.model.weights])
 with open(sys.argv[3], "w") as file:
-    json.dump({"history": result.history, "paths": [variable.path for variable in result.model.weights]}, file)
+    json.dump({"history": result.history, "paths": [variable.path for variable in result.model.weights],
+               "chief": result.chief}, file)
 """
 
 
@@ -122,6 +123,7 @@ def test_only_the_chief_writes_its_run_folder(two_worker_run):
     history = read_history(chief / "history.csv")
     assert [row["epoch"] for row in history] == [1]
     assert two_worker_run.results[1]["history"] == two_worker_run.results[0]["history"] == history
+    assert [result["chief"] for result in two_worker_run.results] == [True, False]
 
 
 def test_worker_folders_follow_the_keras_multi_worker_pattern(tmp_path):

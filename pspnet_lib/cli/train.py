@@ -100,7 +100,8 @@ def run_train(args: argparse.Namespace) -> int:
     shown = [key for key in last if key in ("loss", "val_loss") or key.endswith("miou")]
     summary = ", ".join(f"{key} {last[key]:.4f}" for key in shown)
     budget = " (time budget reached)" if result.stopped_by_time_budget else ""
-    print(f"Trained {len(result.history)} epochs{budget}: {summary}. Model: {result.run_dir / 'model.keras'}")
+    written = "" if result.chief else " (written by the chief worker)"
+    print(f"Trained {len(result.history)} epochs{budget}: {summary}. Model: {result.run_dir / 'model.keras'}{written}")
     return 0
 
 

@@ -93,12 +93,16 @@ class PretrainedWeightsUnavailable(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """What a run produced: its folder, the trained model and the history of every epoch so far."""
+    """What a run produced: its folder, the trained model and the history of every epoch so far.
+
+    `chief` is False on a worker of a multi-worker run other than the chief: it wrote nothing to `run_dir`.
+    """
 
     run_dir: Path
     model: keras.Model
     history: list[dict[str, float]]
     stopped_by_time_budget: bool = False
+    chief: bool = True
 
 
 def monitor_name(model: keras.Model) -> str:
@@ -287,4 +291,4 @@ def train(
     history = read_history(write_dir / "history.csv")
     if write_dir != config.run_dir:
         shutil.rmtree(write_dir, ignore_errors=True)
-    return TrainResult(config.run_dir, model, history, bool(budget and budget[0].stopped))
+    return TrainResult(config.run_dir, model, history, bool(budget and budget[0].stopped), is_chief(strategy))
