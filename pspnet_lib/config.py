@@ -1,8 +1,11 @@
-"""Run-wide settings read from the environment: fast mode, where data lives, whether a GPU is visible."""
+"""Run-wide settings read from the environment: fast mode, where data lives, whether a GPU is visible, and
+whether a download server can be reached."""
 
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from pathlib import Path
 
 FAST_ENV = "PSPNET_FAST"
@@ -22,6 +25,26 @@ def data_root() -> Path:
     if (PROJECT_ROOT / "pyproject.toml").is_file():
         return PROJECT_ROOT / "data"
     return Path.cwd() / "data"
+
+
+def host_reachable(address: tuple[str, int], timeout: float) -> bool:
+    """True when `address` (host, port) accepts a connection within `timeout` s, name lookup included; never waits longer."""
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    outcome: dict[str, bool] = {}
+
+    def connect() -> None:
+        """Resolve and connect (the lookup itself ignores socket time-outs, hence this thread)."""
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            outcome["reached"] = True
+        except OSError:
+            outcome["reached"] = False
+
+    worker = threading.Thread(target=connect, name=f"reachable-{address[0]}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return outcome.get("reached", False)
 
 
 def gpu_count() -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pspnet_lib.config import host_reachable
 from pspnet_lib.layers import (
     DEFAULT_BATCH_NORM_MOMENTUM,
     CaffeImageNetPreprocessing,
@@ -408,19 +408,15 @@ def imagenet_weights_available(timeout: float = 3.0) -> bool:
     """True when the ResNet-50 ImageNet weights are cached, or their download server answers within `timeout` s.
 
     Looks for IMAGENET_WEIGHTS_FILE in $KERAS_HOME/models (default ~/.keras/models), then tries one TCP
-    connection to storage.googleapis.com:443. Offline it returns False within `timeout` seconds (at once when
-    name resolution fails), so a notebook can skip the ~95 MB download instead of failing.
+    connection to storage.googleapis.com:443 (`config.host_reachable`). Offline it returns False within `timeout`
+    seconds, name lookup included, so a notebook can skip the ~95 MB download instead of failing.
     """
     if not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
     if (keras_home / "models" / IMAGENET_WEIGHTS_FILE).is_file():
         return True
-    try:
-        socket.create_connection(IMAGENET_WEIGHTS_HOST, timeout=timeout).close()
-    except OSError:
-        return False
-    return True
+    return host_reachable(IMAGENET_WEIGHTS_HOST, timeout)
 
 
 def load_imagenet_resnet50() -> keras.Model:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from pspnet_lib.config import data_root
+from pspnet_lib.config import data_root, host_reachable
 from pspnet_lib.data.errors import DataError
 from pspnet_lib.data.pairs import PAIR_SUFFIXES
 from pspnet_lib.data.synthetic import ensure_synthetic_dataset
@@ -35,22 +34,7 @@ def how_to_get(offer_download_command: bool = True) -> str:
 
 def kaggle_reachable(timeout: float = 2.0) -> bool:
     """True when Kaggle accepts a connection within `timeout` s, name lookup included; never waits longer."""
-    if timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
-    outcome: dict[str, bool] = {}
-
-    def connect() -> None:
-        """Resolve and connect (the lookup itself ignores socket time-outs, hence this thread)."""
-        try:
-            socket.create_connection(KAGGLE_ADDRESS, timeout=timeout).close()
-            outcome["reached"] = True
-        except OSError:
-            outcome["reached"] = False
-
-    worker = threading.Thread(target=connect, name="kaggle-reachable", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return outcome.get("reached", False)
+    return host_reachable(KAGGLE_ADDRESS, timeout)
 
 
 @dataclass(frozen=True)
