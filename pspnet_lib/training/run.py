@@ -12,7 +12,6 @@ Keras multi-worker pattern, safe on a shared file system.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import shutil
 import sys
@@ -138,31 +137,22 @@ def training_targets(dataset, model: keras.Model):
     return dataset.map(lambda image, label: (image, {name: label for name in names}))
 
 
-def synchronized_batch_norm_options(build, replicas: int) -> dict[str, bool]:
-    """`{"synchronized_batch_norm": True}` for several replicas when the model builder `build` supports it.
-
-    PSPNet and the dilated FCN do; the article model's builder does not (its batch norm stays per replica).
-    """
-    if replicas > 1 and "synchronized_batch_norm" in inspect.signature(build).parameters:
-        return {"synchronized_batch_norm": True}
-    return {}
-
-
 def build_model(config: TrainConfig, imagenet_source: keras.Model | None = None, replicas: int = 1) -> keras.Model:
     """The network named by `config.model`, for square crops of `config.image_size`.
 
     With `imagenet_source` (a keras.applications ResNet50, see `load_pretrained_source`) its weights are
-    copied into the backbone. With `replicas` > 1 its batch norm layers share statistics across replicas.
+    copied into the backbone. With `replicas` > 1 the batch norm layers of PSPNet and the dilated FCN share
+    statistics across replicas (the article model's builder has no such option: its batch norm stays per replica).
     """
     from pspnet_lib import data, models
 
     if config.model == "article":
         shape = (config.image_size, config.image_size, 3)
-        options = synchronized_batch_norm_options(models.build_article_model, replicas)
-        return models.build_article_model(shape, flatten_output=False, **options)
+        return models.build_article_model(shape, flatten_output=False)
     build = models.build_pspnet if config.model == "pspnet" else models.build_dilated_fcn
-    options = synchronized_batch_norm_options(build, replicas)
-    model = build(data.NUM_CLASSES, backbone=config.backbone, input_shape=(None, None, 3), **options)
+    model = build(
+        data.NUM_CLASSES, backbone=config.backbone, input_shape=(None, None, 3), synchronized_batch_norm=replicas > 1
+    )
     if imagenet_source is not None:
         models.transfer_resnet50_weights(imagenet_source, model)
     return model
