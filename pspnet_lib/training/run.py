@@ -231,7 +231,7 @@ def load_datasets(config: TrainConfig, root: Path):
 def check_run_dir(config: TrainConfig) -> None:
     """Refuse a run folder that holds a finished run or an interrupted one with another architecture."""
     run_dir = config.run_dir
-    if (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists():
+    if (run_dir / "model.keras").is_file() and not is_resuming(config):
         raise ValueError(f"{run_dir} already holds a finished run (model.keras); choose another --out folder")
     saved_path = run_dir / "config.json"
     if not saved_path.is_file():
