@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from pspnet_lib import data, inference, models, training
-from pspnet_lib.data.pipeline import augment_pair
+from pspnet_lib.data.pipeline import DEFAULT_SCALE_RANGE, augment_pair
 from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM
 from pspnet_lib.metrics import SegmentationScores
 
@@ -30,7 +30,6 @@ SHORT_RUN_BATCH_NORM_MOMENTUM = DEFAULT_BATCH_NORM_MOMENTUM
 KERAS_BATCH_NORM_MOMENTUM = (
     0.99  # keras.layers.BatchNormalization's own default (Budget.batch_norm_momentum=None)
 )
-DEFAULT_SCALE_RANGE = (0.5, 2.0)  # the pipeline's random scaling of training scenes
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pspnet_lib.data.pairs import list_pairs, usable_pairs
 from pspnet_lib.data.palette import DEFAULT_MAX_DISTANCE, IGNORE_LABEL, decode_mask
 
 AUTOTUNE = tf.data.AUTOTUNE
+DEFAULT_SCALE_RANGE = (0.5, 2.0)  # random scaling of training scenes, relative to the crop size
 
 
 def image_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -115,7 +116,7 @@ def make_dataset(
     image_size: int | tuple[int, int] = 256,
     batch_size: int = 8,
     augment: bool | None = None,
-    scale_range: tuple[float, float] = (0.5, 2.0),
+    scale_range: tuple[float, float] = DEFAULT_SCALE_RANGE,
     shuffle: bool | None = None,
     cache: bool | str = False,
     seed: int = 0,
