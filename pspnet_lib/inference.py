@@ -17,7 +17,7 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, DataError, decode_mask, ids_to_colors
-from pspnet_lib.data.palette import COLOR_TABLE
+from pspnet_lib.data.palette import COLOR_TABLE, nearest_colors
 from pspnet_lib.metrics import SegmentationScores, confusion_matrix
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -207,12 +207,10 @@ def label_colour_shares(rgb: np.ndarray, max_distance: float = PAIR_COLOUR_DISTA
     for its nearest colour only. Large images are subsampled on a regular grid.
     """
     step = max(1, max(rgb.shape[:2]) // PAIR_SAMPLE_SIDE)
-    pixels = rgb[::step, ::step].reshape(-1, 3).astype(np.float32)
-    colours = COLOR_TABLE.astype(np.float32)
-    squared = (pixels**2).sum(-1, keepdims=True) - 2 * pixels @ colours.T + (colours**2).sum(-1)
-    nearest = squared.argmin(-1)
-    near = squared[np.arange(len(pixels)), nearest] <= max_distance**2
-    return np.bincount(nearest[near], minlength=len(colours)) / max(1, len(pixels))
+    pixels = rgb[::step, ::step].reshape(-1, 3)
+    nearest, squared_distance = nearest_colors(pixels)
+    near = squared_distance <= max_distance**2
+    return np.bincount(nearest[near], minlength=len(COLOR_TABLE)) / max(1, len(pixels))
 
 
 def looks_like_label_map(rgb: np.ndarray) -> bool:

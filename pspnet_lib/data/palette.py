@@ -88,13 +88,18 @@ def _decode_mask_numpy(rgb: np.ndarray, max_distance: float) -> np.ndarray:
     """NumPy path of `decode_mask`, exact in float32 like the TensorFlow path."""
     if rgb.dtype != np.uint8 or rgb.ndim < 3 or rgb.shape[-1] != 3:
         raise ValueError(f"decode_mask expects a uint8 array (..., H, W, 3), got {rgb.dtype} {rgb.shape}")
+    nearest, squared_distance = nearest_colors(rgb)
+    too_far = squared_distance > max_distance**2
+    return np.where(too_far, np.uint8(IGNORE_LABEL), COLOR_TABLE_IDS[nearest])
+
+
+def nearest_colors(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel of `rgb` (..., 3) uint8: the row of `COLOR_TABLE` nearest to it and its squared RGB distance (exact)."""
     pixels = rgb.astype(np.float32)
     colors = COLOR_TABLE.astype(np.float32)
     squared = (pixels**2).sum(-1, keepdims=True) - 2 * pixels @ colors.T + (colors**2).sum(-1)
     nearest = squared.argmin(-1)
-    ids = COLOR_TABLE_IDS[nearest]
-    too_far = np.take_along_axis(squared, nearest[..., None], -1)[..., 0] > max_distance**2
-    return np.where(too_far, np.uint8(IGNORE_LABEL), ids)
+    return nearest, np.take_along_axis(squared, nearest[..., None], -1)[..., 0]
 
 
 def _decode_mask_tensorflow(rgb: Any, max_distance: float) -> Any:
