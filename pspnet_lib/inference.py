@@ -242,6 +242,11 @@ def load_photo(path: Path, layout: str = "auto") -> np.ndarray:
     `layout`: "auto" takes the left half only when `is_kaggle_pair` says so, "pair" always (the image
     must be twice as wide as high), "photo" never.
     """
+    return read_photo(path, layout)[0]
+
+
+def read_photo(path: Path, layout: str = "auto") -> tuple[np.ndarray, bool]:
+    """`load_photo`'s photo, and whether it is the left half of a pair (True) or the whole image."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     path = Path(path)
@@ -251,9 +256,10 @@ def load_photo(path: Path, layout: str = "auto") -> np.ndarray:
         raise DataError(
             f"{path} is {width}x{height}: a Kaggle pair must be twice as wide as high (photo left, labels right)"
         )
-    if layout == "pair" or (layout == "auto" and is_kaggle_pair(pixels)):
+    is_pair = layout == "pair" or (layout == "auto" and is_kaggle_pair(pixels))
+    if is_pair:
         pixels = pixels[:, :height]
-    return pixels.astype(np.float32) / 255.0
+    return pixels.astype(np.float32) / 255.0, is_pair
 
 
 def overlay_colours(image: np.ndarray, ids: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -191,14 +191,6 @@ def add_predict_parser(subparsers) -> None:
     parser.set_defaults(func=run_predict)
 
 
-def _image_width(path: Path) -> int:
-    """Width in pixels of an image file (only its header is read)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return image.width
-
-
 @one_line_errors
 def run_predict(args: argparse.Namespace) -> int:
     """Predict each image and save its overlay as a PNG (one path per line on stdout)."""
@@ -206,12 +198,12 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from pspnet_lib import inference
 
-    photos = [(Path(path), inference.load_photo(Path(path), args.layout)) for path in args.images]  # fail early
+    photos = [(Path(path), *inference.read_photo(Path(path), args.layout)) for path in args.images]  # fail early
     model = inference.load_model(Path(args.model))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for path, photo in photos:
-        if args.layout == "auto" and _image_width(path) == 2 * photo.shape[1]:
+    for path, photo, is_pair in photos:
+        if args.layout == "auto" and is_pair:
             print(f"{path}: its right half looks like colour labels, so only its left half is used "
                   "(--photos uses whole images)", file=sys.stderr)
         ids = inference.predict_ids(model, photo[None], flip=args.flip)[0]
