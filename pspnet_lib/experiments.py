@@ -25,8 +25,7 @@ NETWORKS = ("pspnet", "fcn", "article")
 # Keras' BatchNormalization keeps 0.99 of its moving statistics per step: after the ~100-300 steps of a
 # classroom run they are still mostly their initial values and inference-mode predictions collapse to one
 # class. 0.9 (PyTorch's default, 0.1 in its convention) lets them settle within a few dozen steps; the model
-# builders use it by default (their `batch_norm_momentum` argument).
-SHORT_RUN_BATCH_NORM_MOMENTUM = DEFAULT_BATCH_NORM_MOMENTUM
+# builders use it by default (their `batch_norm_momentum` argument), and so does Budget.
 KERAS_BATCH_NORM_MOMENTUM = (
     0.99  # keras.layers.BatchNormalization's own default (Budget.batch_norm_momentum=None)
 )
@@ -53,7 +52,7 @@ class Budget:
     optimizer: str = "adam"
     learning_rate: float | None = None
     seed: int = 0
-    batch_norm_momentum: float | None = SHORT_RUN_BATCH_NORM_MOMENTUM
+    batch_norm_momentum: float | None = DEFAULT_BATCH_NORM_MOMENTUM
 
     def __post_init__(self) -> None:
         """Reject sizes and counts that cannot work, naming the field."""
@@ -128,36 +127,6 @@ def table1_variants() -> list[Variant]:
         Variant("PPM avg, bins 1-2-3-6, no reduction", channel_reduction=False),
         Variant("PPM avg, bins 1-2-3-6, no aux loss", aux_loss=False),
     ]
-
-
-def set_batch_norm_momentum(model: keras.Model, momentum: float) -> int:
-    """Set the moving-statistics momentum of every BatchNormalization in `model`, nested ones too; return their count.
-
-    For models built elsewhere or loaded from a file; the builders take `batch_norm_momentum` directly.
-    """
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-    norms = models.batch_norm_layers(model)
-    for norm in norms:
-        norm.momentum = momentum
-    return len(norms)
-
-
-class BatchNormMomentum(keras.callbacks.Callback):
-    """Set every BatchNormalization's momentum when training begins (for models not built with the momentum wanted).
-
-    The library's builders already default to 0.9, so `training.train` needs this only for other models.
-    """
-
-    def __init__(self, momentum: float = SHORT_RUN_BATCH_NORM_MOMENTUM) -> None:
-        super().__init__()
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = momentum
-
-    def on_train_begin(self, logs=None) -> None:
-        """Before the first step is traced, so the traced update uses the new momentum."""
-        set_batch_norm_momentum(self.model, self.momentum)
 
 
 def build_variant(

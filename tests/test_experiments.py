@@ -138,24 +138,6 @@ def test_format_results_lists_every_variant_with_its_miou() -> None:
     assert len(table.splitlines()) == 2
 
 
-def test_set_batch_norm_momentum_reaches_nested_layers_and_changes_the_update() -> None:
-    import keras
-
-    model = experiments.build_variant(experiments.Variant("p", aux_loss=False), 64)
-    count = experiments.set_batch_norm_momentum(model, 0.5)
-    stem = model.get_layer("stem_bn")
-    assert count > len(
-        [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    )
-    before = stem.moving_mean.numpy().copy()
-    images = np.random.default_rng(0).random((2, 64, 64, 3)).astype("float32")
-    model(images, training=True)
-    batch_mean = np.asarray(model.get_layer("stem_conv")(images)).mean(axis=(0, 1, 2))
-    np.testing.assert_allclose(
-        stem.moving_mean.numpy(), 0.5 * before + 0.5 * batch_mean, rtol=1e-4, atol=1e-5
-    )
-
-
 def test_validation_scenes_use_val_image_size_and_training_crops_image_size(synthetic_pairs) -> None:
     budget = experiments.Budget(image_size=32, val_image_size=48, train_limit=2, val_limit=2, batch_size=2)
     images, labels = next(iter(experiments.validation_data(synthetic_pairs, budget)))
@@ -194,25 +176,3 @@ def test_training_crops_are_windows_of_scenes_at_scene_size(synthetic_pairs, mon
             (np.all(w == crop, axis=(1, 2)) | np.all(w == crop[:, ::-1], axis=(1, 2))).any() for w in windows
         )
         assert found
-
-
-def test_batch_norm_momentum_callback_applies_before_the_first_step() -> None:
-    model = experiments.build_variant(experiments.Variant("p", aux_loss=False), 32)
-    model.compile(optimizer="sgd", loss="mse")
-    images = np.random.default_rng(1).random((2, 32, 32, 3)).astype("float32")
-    before = model.get_layer("stem_bn").moving_mean.numpy().copy()
-    batch_mean = np.asarray(model.get_layer("stem_conv")(images)).mean(axis=(0, 1, 2))
-    model.fit(
-        images,
-        np.zeros((2, 32, 32, NUM_CLASSES)),
-        epochs=1,
-        verbose=0,
-        callbacks=[experiments.BatchNormMomentum(0.25)],
-    )
-    expected = 0.25 * before + 0.75 * batch_mean
-    np.testing.assert_allclose(model.get_layer("stem_bn").moving_mean.numpy(), expected, rtol=1e-4, atol=1e-5)
-
-
-def test_batch_norm_momentum_callback_rejects_one() -> None:
-    with pytest.raises(ValueError, match="momentum"):
-        experiments.BatchNormMomentum(1.0)
