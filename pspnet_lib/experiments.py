@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from pspnet_lib import data, inference, models, training
 from pspnet_lib.data.pipeline import DEFAULT_SCALE_RANGE, augment_pair
-from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM
+from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM, check_batch_norm_momentum
 from pspnet_lib.metrics import SegmentationScores
 
 NETWORKS = ("pspnet", "fcn", "article")
@@ -64,10 +64,13 @@ class Budget:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"Budget.{name} must be a positive int or None, got {value!r}")
-        if self.batch_norm_momentum is not None and not 0.0 <= self.batch_norm_momentum < 1.0:
-            raise ValueError(
-                f"Budget.batch_norm_momentum must be in [0, 1) or None, got {self.batch_norm_momentum!r}"
-            )
+        if self.batch_norm_momentum is not None:
+            try:
+                check_batch_norm_momentum(self.batch_norm_momentum)
+            except ValueError:
+                raise ValueError(
+                    f"Budget.batch_norm_momentum must be a number in [0, 1) or None, got {self.batch_norm_momentum!r}"
+                ) from None
 
 
 @dataclass(frozen=True)

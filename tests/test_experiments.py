@@ -41,6 +41,7 @@ def _reference_miou(labels: np.ndarray, predictions: np.ndarray) -> float:
         ("val_image_size", 0),
         ("scene_size", -3),
         ("batch_norm_momentum", 1.0),
+        ("batch_norm_momentum", "0.9"),
     ],
 )
 def test_budget_rejects_bad_values_naming_the_field(field: str, value) -> None:
