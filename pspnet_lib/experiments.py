@@ -176,18 +176,17 @@ def training_data(data_root: str | Path, budget: Budget):
         data_root,
         "train",
         image_size=scene_size,
-        batch_size=budget.batch_size,
+        batch_size=1,  # one scene per element, and the dataset keeps its known length
         augment=False,
         shuffle=True,
         limit=budget.train_limit,
         seed=budget.seed,
     )
-    count = len(data.list_pairs(data.resolve_dataset_dirs(data_root).split("train"))[: budget.train_limit])
-    return _random_crops(scenes, count, budget.image_size, scene_size, budget.seed, budget.batch_size)
+    return _random_crops(scenes, budget.image_size, scene_size, budget.seed, budget.batch_size)
 
 
-def _random_crops(scenes, count: int, crop_size: int, scene_size: int, seed: int, batch_size: int):
-    """Batches of `crop_size` crops of the `count` `scene_size` scenes, each scaled 0.5-2x at random, maybe flipped.
+def _random_crops(scenes, crop_size: int, scene_size: int, seed: int, batch_size: int):
+    """Batches of `crop_size` crops of the `scene_size` scenes (batches of one), each scaled 0.5-2x, maybe flipped.
 
     The pipeline's own augmentation (scale relative to the crop size, pad, crop, flip) applied to the scene,
     with the scale range multiplied by scene / crop so the scene is scaled relative to its own size.
@@ -207,7 +206,7 @@ def _random_crops(scenes, count: int, crop_size: int, scene_size: int, seed: int
             label, (crop_size, crop_size)
         )
 
-    crops = scenes.unbatch().apply(tf.data.experimental.assert_cardinality(count)).enumerate()
+    crops = scenes.map(lambda image, label: (image[0], label[0])).enumerate()
     crops = crops.map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return crops.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
