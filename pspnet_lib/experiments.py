@@ -64,6 +64,11 @@ class Budget:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"Budget.{name} must be a positive int or None, got {value!r}")
+        if self.scene_size is not None and self.scene_size < self.image_size:
+            raise ValueError(
+                f"Budget.scene_size ({self.scene_size}) must be at least Budget.image_size ({self.image_size}): "
+                "training crops are cut from the scenes"
+            )
         if self.batch_norm_momentum is not None:
             try:
                 check_batch_norm_momentum(self.batch_norm_momentum)

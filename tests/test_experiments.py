@@ -49,6 +49,12 @@ def test_budget_rejects_bad_values_naming_the_field(field: str, value) -> None:
         experiments.Budget(**{field: value})
 
 
+def test_budget_rejects_scenes_smaller_than_the_crop() -> None:
+    with pytest.raises(ValueError, match=r"scene_size \(96\) must be at least Budget.image_size \(128\)"):
+        experiments.Budget(image_size=128, scene_size=96)
+    assert experiments.Budget(image_size=128, scene_size=128).scene_size == 128
+
+
 def test_variant_rejects_unknown_network() -> None:
     with pytest.raises(ValueError, match="network must be one of"):
         experiments.Variant("x", network="unet")
