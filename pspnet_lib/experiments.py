@@ -26,9 +26,7 @@ NETWORKS = ("pspnet", "fcn", "article")
 # classroom run they are still mostly their initial values and inference-mode predictions collapse to one
 # class. 0.9 (PyTorch's default, 0.1 in its convention) lets them settle within a few dozen steps; the model
 # builders use it by default (their `batch_norm_momentum` argument), and so does Budget.
-KERAS_BATCH_NORM_MOMENTUM = (
-    0.99  # keras.layers.BatchNormalization's own default (Budget.batch_norm_momentum=None)
-)
+KERAS_BATCH_NORM_MOMENTUM = 0.99  # keras.layers.BatchNormalization's own (Budget.batch_norm_momentum=None)
 
 
 @dataclass(frozen=True)
@@ -166,27 +164,19 @@ def build_variant(
 def training_data(data_root: str | Path, budget: Budget):
     """The augmented, shuffled training batches of the budget: `image_size` crops of `scene_size` scenes."""
     scene_size = budget.scene_size or budget.image_size
-    if scene_size == budget.image_size:
-        return data.make_dataset(
-            data_root,
-            "train",
-            image_size=budget.image_size,
-            batch_size=budget.batch_size,
-            augment=True,
-            shuffle=True,
-            limit=budget.train_limit,
-            seed=budget.seed,
-        )
+    whole_scenes = scene_size == budget.image_size  # the pipeline's own augmentation does it all
     scenes = data.make_dataset(
         data_root,
         "train",
         image_size=scene_size,
-        batch_size=1,  # one scene per element, and the dataset keeps its known length
-        augment=False,
+        batch_size=budget.batch_size if whole_scenes else 1,  # one scene per element keeps the known length
+        augment=whole_scenes,
         shuffle=True,
         limit=budget.train_limit,
         seed=budget.seed,
     )
+    if whole_scenes:
+        return scenes
     return _random_crops(scenes, budget.image_size, scene_size, budget.seed, budget.batch_size)
 
 

@@ -179,7 +179,7 @@ def load_pretrained_source(config: TrainConfig) -> keras.Model | None:
         raise PretrainedWeightsUnavailable(
             "weights='imagenet' (--weights imagenet): the ImageNet ResNet-50 weights are not in the Keras cache "
             "and their download server cannot be reached. Connect to the internet once, or copy "
-            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 into ~/.keras/models/ (or $KERAS_HOME/models/). "
+            f"{models.IMAGENET_WEIGHTS_FILE} into ~/.keras/models/ (or $KERAS_HOME/models/). "
             + without
         )
     try:
