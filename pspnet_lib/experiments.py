@@ -31,13 +31,17 @@ KERAS_BATCH_NORM_MOMENTUM = 0.99  # keras.layers.BatchNormalization's own (Budge
 
 @dataclass(frozen=True)
 class Budget:
-    """The training recipe every variant of a comparison shares.
+    """The training recipe every variant of a comparison shares, and the backbone they all stand on.
 
     Training crops are `image_size` squares cut from scenes resized to `scene_size` (default: the crop size,
     i.e. whole scenes), after the pipeline's random scaling (0.5-2x) and flip; validation scores whole scenes
     resized to `val_image_size` (default: `scene_size`). Crops smaller than the scene, scored on whole scenes,
     show how each network copes with more scene than its receptive field covers (the pyramid's global bin
     adapts to any size, a convolution's field does not): the paper's setting.
+
+    `backbone_width` scales every channel count of the backbone and heads (0.5: about a quarter of the
+    compute), and `dilate=False` keeps its later stages at rate 1, so its receptive field shrinks (319 to 159
+    pixels for the small backbone) while the feature grid stays at 1/8 of the input.
     """
 
     image_size: int = 128
@@ -51,9 +55,11 @@ class Budget:
     learning_rate: float | None = None
     seed: int = 0
     batch_norm_momentum: float | None = DEFAULT_BATCH_NORM_MOMENTUM
+    backbone_width: float = 1.0
+    dilate: bool = True
 
     def __post_init__(self) -> None:
-        """Reject sizes and counts that cannot work, naming the field."""
+        """Reject sizes, counts and settings that cannot work, naming the field."""
         for name in ("image_size", "epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -67,6 +73,11 @@ class Budget:
                 f"Budget.scene_size ({self.scene_size}) must be at least Budget.image_size ({self.image_size}): "
                 "training crops are cut from the scenes"
             )
+        width = self.backbone_width
+        if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width <= 4:
+            raise ValueError(f"Budget.backbone_width must be a number in (0, 4], got {width!r}")
+        if not isinstance(self.dilate, bool):
+            raise ValueError(f"Budget.dilate must be True or False, got {self.dilate!r}")
         if self.batch_norm_momentum is not None:
             try:
                 check_batch_norm_momentum(self.batch_norm_momentum)
@@ -136,28 +147,33 @@ def table1_variants() -> list[Variant]:
 
 
 def build_variant(
-    variant: Variant, image_size: int, batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM
+    variant: Variant,
+    image_size: int,
+    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
+    backbone_width: float = 1.0,
+    dilate: bool = True,
 ) -> keras.Model:
-    """The untrained network of `variant` (the article model is fixed to `image_size` squares)."""
+    """The untrained network of `variant` (the article model is fixed to `image_size` squares and ignores the backbone settings)."""
     if variant.network == "article":
         return models.build_article_model(
             (image_size, image_size, 3), flatten_output=False, batch_norm_momentum=batch_norm_momentum
         )
+    backbone = {
+        "backbone": variant.backbone,
+        "width_multiplier": backbone_width,
+        "dilate": dilate,
+        "aux_head": variant.aux_loss,
+        "batch_norm_momentum": batch_norm_momentum,
+    }
     if variant.network == "fcn":
-        return models.build_dilated_fcn(
-            data.NUM_CLASSES,
-            backbone=variant.backbone,
-            aux_head=variant.aux_loss,
-            batch_norm_momentum=batch_norm_momentum,
-        )
+        return models.build_dilated_fcn(data.NUM_CLASSES, **backbone)
+    all_channels = models.backbone_channels(variant.backbone, backbone_width)
     return models.build_pspnet(
         data.NUM_CLASSES,
-        backbone=variant.backbone,
         bins=variant.bins,
         pooling=variant.pooling,
-        aux_head=variant.aux_loss,
-        reduction_filters=None if variant.channel_reduction else models.backbone_channels(variant.backbone),
-        batch_norm_momentum=batch_norm_momentum,
+        reduction_filters=None if variant.channel_reduction else all_channels,
+        **backbone,
     )
 
 
@@ -226,7 +242,7 @@ def train_variant(
     keras.utils.set_random_seed(budget.seed)
     train_data = training_data(data_root, budget)
     momentum = KERAS_BATCH_NORM_MOMENTUM if budget.batch_norm_momentum is None else budget.batch_norm_momentum
-    model = build_variant(variant, budget.image_size, momentum)
+    model = build_variant(variant, budget.image_size, momentum, budget.backbone_width, budget.dilate)
     steps = budget.epochs * training.run.count_batches(train_data)
     training.compile_for_training(
         model, training.build_optimizer(budget.optimizer, budget.learning_rate, steps)

@@ -31,6 +31,7 @@ from pspnet_lib.layers import (
     ResizeToMatch,
     batch_normalization,
     check_batch_norm_momentum,
+    receptive_field,
 )
 
 OUTPUT_STRIDES = (8, 16, 32)
@@ -112,22 +113,44 @@ def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalizatio
     return found
 
 
-def stage_strides_and_dilations(output_stride: int) -> list[tuple[int, int]]:
+def stage_strides_and_dilations(output_stride: int, dilate: bool = True) -> list[tuple[int, int]]:
     """(stride, dilation) of each of the four stages so the backbone stops downsampling at `output_stride`.
 
     A stage that would go past `output_stride` keeps stride 1 and multiplies the dilation instead, which keeps
     the receptive field of the strided network (8: conv4 dilation 2, conv5 dilation 4; 16: conv5 dilation 2).
+    `dilate=False` leaves those stages at rate 1: the same feature grid with a smaller receptive field.
     """
     _check_output_stride(output_stride)
     schedule, reached, dilation = [], STEM_STRIDE, 1
     for stride in NOMINAL_STAGE_STRIDES:
         if reached * stride > output_stride:
-            dilation *= stride
+            dilation *= stride if dilate else 1
             schedule.append((1, dilation))
         else:
             reached *= stride
             schedule.append((stride, 1))
     return schedule
+
+
+def receptive_field_of(backbone: str = "resnet50", output_stride: int = 8, dilate: bool = True) -> int:
+    """Theoretical receptive field (pixels per side) of the head's output: stem, the four stages, the 3x3 head.
+
+    The small backbone's is 319 pixels dilated and 159 with `dilate=False` (both at output stride 8); the
+    bilinear upsampling of the logits widens what one output pixel sees by up to one feature cell more.
+    """
+    spec = _backbone_spec(backbone, 1.0)
+    chain = [(7, 2, 1), (3, 2, 1)] if backbone == "resnet50" else [(3, 2, 1), (3, 2, 1)]  # stem conv, max pool
+    schedule = stage_strides_and_dilations(output_stride, _check_dilate(dilate))
+    for blocks, (stride, dilation) in zip(spec.stage_blocks, schedule, strict=True):
+        for index in range(blocks):
+            first_stride = stride if index == 0 else 1
+            if spec.form == "bottleneck":  # stride on the first 1x1, like keras.applications.ResNet50
+                chain += [(1, first_stride, 1), (3, 1, dilation), (1, 1, 1)]
+            else:
+                chain += [(3, first_stride, dilation), (3, 1, dilation)]
+    chain.append((3, 1, 1))  # the head's 3x3 convolution
+    kernels, strides, dilations = zip(*chain, strict=True)
+    return receptive_field(kernels, strides, dilations)
 
 
 def build_backbone(
@@ -137,12 +160,13 @@ def build_backbone(
     width_multiplier: float = 1.0,
     batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
     synchronized_batch_norm: bool = False,
+    dilate: bool = True,
 ) -> keras.Model:
     """The dilated backbone alone, outputs [conv4 features (aux head input), conv5 features]."""
     spec = _backbone_spec(backbone, width_multiplier)
     norm = _NormSettings(check_batch_norm_momentum(batch_norm_momentum), bool(synchronized_batch_norm))
     image = keras.Input(_check_input_shape(input_shape), name="image")
-    aux_features, features = _backbone_features(image, backbone, spec, output_stride, norm)
+    aux_features, features = _backbone_features(image, backbone, spec, output_stride, norm, _check_dilate(dilate))
     return keras.Model(image, [aux_features, features], name=f"dilated_{backbone}")
 
 
@@ -161,11 +185,13 @@ def build_pspnet(
     reduction_filters: int | None = None,
     batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
     synchronized_batch_norm: bool = False,
+    dilate: bool = True,
 ) -> keras.Model:
     """PSPNet: dilated backbone, pyramid pooling over `bins`, 3x3 conv head, bilinear upsampling to the input.
 
     `reduction_filters` sets the channels of each pyramid branch (default: backbone channels / len(bins), the
-    paper's reduction; the backbone's channel count keeps them all, i.e. no reduction).
+    paper's reduction; the backbone's channel count keeps them all, i.e. no reduction). `dilate=False` keeps
+    the backbone's later stages at rate 1 (a smaller receptive field, see `stage_strides_and_dilations`).
     """
     norm = _NormSettings(check_batch_norm_momentum(batch_norm_momentum), bool(synchronized_batch_norm))
     context = PyramidPoolingModule(
@@ -188,6 +214,7 @@ def build_pspnet(
         context,
         name,
         norm,
+        dilate,
     )
 
 
@@ -203,6 +230,7 @@ def build_dilated_fcn(
     name: str = "dilated_fcn",
     batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
     synchronized_batch_norm: bool = False,
+    dilate: bool = True,
 ) -> keras.Model:
     """The paper's baseline: PSPNet without the pyramid pooling module (same backbone and heads)."""
     norm = _NormSettings(check_batch_norm_momentum(batch_norm_momentum), bool(synchronized_batch_norm))
@@ -218,6 +246,7 @@ def build_dilated_fcn(
         None,
         name,
         norm,
+        dilate,
     )
 
 
@@ -233,6 +262,7 @@ def _build_segmentation_model(
     context: keras.layers.Layer | None,
     name: str,
     norm: _NormSettings,
+    dilate: bool = True,
 ) -> keras.Model:
     """Backbone -> optional context module -> head (+ aux head), outputs upsampled to the input size."""
     _check_num_classes(num_classes)
@@ -240,9 +270,10 @@ def _build_segmentation_model(
     spec = _backbone_spec(backbone, width_multiplier)
     _check_weights(weights, backbone)
     _check_output_stride(output_stride)
+    _check_dilate(dilate)
     image = keras.Input(_check_input_shape(input_shape), name="image")
     source = load_imagenet_resnet50() if weights == "imagenet" else None
-    aux_features, features = _backbone_features(image, backbone, spec, output_stride, norm)
+    aux_features, features = _backbone_features(image, backbone, spec, output_stride, norm, dilate)
     if context is not None:
         features = context(features)
     outputs = [
@@ -268,12 +299,12 @@ def _build_segmentation_model(
 
 
 def _backbone_features(
-    image, backbone: str, spec: BackboneSpec, output_stride: int, norm: _NormSettings
+    image, backbone: str, spec: BackboneSpec, output_stride: int, norm: _NormSettings, dilate: bool = True
 ) -> tuple:
     """Run the stem and the four dilated stages on `image`; return (conv4 output, conv5 output)."""
     x = _resnet50_stem(image, norm) if backbone == "resnet50" else _small_stem(image, spec.stem_filters, norm)
     stage_outputs = []
-    schedule = stage_strides_and_dilations(output_stride)
+    schedule = stage_strides_and_dilations(output_stride, dilate)
     for index, (filters, blocks, (stride, dilation)) in enumerate(
         zip(spec.stage_filters, spec.stage_blocks, schedule, strict=True)
     ):
@@ -528,6 +559,13 @@ def _check_output_stride(output_stride: int) -> None:
     """ValueError unless the output stride is 8, 16 or 32."""
     if output_stride not in OUTPUT_STRIDES:
         raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
+
+
+def _check_dilate(dilate: bool) -> bool:
+    """`dilate`, or a ValueError unless it is True or False."""
+    if not isinstance(dilate, bool):
+        raise ValueError(f"dilate must be True or False, got {dilate!r}")
+    return dilate
 
 
 def _check_dropout(dropout: float) -> None:

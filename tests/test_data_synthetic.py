@@ -106,3 +106,54 @@ def test_bad_arguments_are_rejected(tmp_path) -> None:
         synthetic_pair(0, "test", 1)
     with pytest.raises(DataError, match="synthetic"):
         synthetic_label_ids(tmp_path, "train", 1)
+
+
+def _old_town_scenes(share: float, count: int = 16) -> list:
+    """(pair, is_old_town) for the first `count` val pairs of a city with that pedestrian share."""
+    from pspnet_lib.data.city import OLD_TOWN, random_district
+
+    scenes = []
+    for index in range(1, count + 1):
+        district = random_district(np.random.default_rng([0, 1, index]), share)
+        scenes.append((synthetic_pair(0, "val", index, pedestrian_share=share), district is OLD_TOWN))
+    return scenes
+
+
+def test_old_town_streets_are_all_sidewalk_without_cars_and_their_paving_looks_like_road() -> None:
+    scenes = _old_town_scenes(0.5)
+    old = [pair for pair, is_old in scenes if is_old]
+    centre = [pair for pair, is_old in scenes if not is_old]
+    assert 3 <= len(old) <= 13  # both districts occur
+    car = CLASS_NAMES.index("car")
+    for pair in old:
+        assert not (pair.label_ids == ROAD).any() and not (pair.label_ids == car).any()
+        assert (pair.label_ids == SIDEWALK).mean() > 0.25  # the whole paving
+    for pair in centre:
+        assert (pair.label_ids == ROAD).mean() > 0.15 and (pair.label_ids == car).any()
+    old_paving = np.concatenate([p.image[p.label_ids == SIDEWALK] for p in old]).astype(float)
+    centre_road = np.concatenate([p.image[p.label_ids == ROAD] for p in centre]).astype(float)
+    assert np.abs(old_paving.mean(0) - centre_road.mean(0)).max() < 15  # same asphalt on average
+
+
+def test_pedestrian_share_zero_is_the_default_city_and_bad_shares_are_named(tmp_path) -> None:
+    for index in (1, 2):
+        default, zero = synthetic_pair(0, "train", index), synthetic_pair(0, "train", index, pedestrian_share=0.0)
+        np.testing.assert_array_equal(default.image, zero.image)
+    assert all(is_old for _, is_old in _old_town_scenes(1.0, count=3))
+    for share in (-0.1, 1.5, "half", True):
+        with pytest.raises(ValueError, match="pedestrian_share"):
+            synthetic_pair(0, "val", 1, pedestrian_share=share)
+    with pytest.raises(ValueError, match="pedestrian_share"):
+        ensure_synthetic_dataset(tmp_path, num_train=1, num_val=1, pedestrian_share=2)
+
+
+def test_the_old_town_dataset_records_its_share_and_regenerates_when_it_changes(tmp_path, monkeypatch) -> None:
+    root = ensure_synthetic_dataset(tmp_path / "city", num_train=1, num_val=2, pedestrian_share=1.0)
+    truth = synthetic_label_ids(root, "val", 2)
+    assert not (truth == ROAD).any()  # the marker's share is used to regenerate the labels
+    decoded = read_pair(root / "val" / "2.jpg")[1]
+    assert ((decoded == SIDEWALK) == (truth == SIDEWALK)).mean() > 0.97  # the file holds that city
+    ensure_synthetic_dataset(root, num_train=1, num_val=2, pedestrian_share=0.0)
+    assert (synthetic_label_ids(root, "val", 2) == ROAD).any()
+    monkeypatch.setenv("PSPNET_DATA_DIR", str(tmp_path))
+    assert default_synthetic_root(0.5) == tmp_path / "toy_cityscapes_old_town_50"

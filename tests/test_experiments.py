@@ -42,6 +42,9 @@ def _reference_miou(labels: np.ndarray, predictions: np.ndarray) -> float:
         ("scene_size", -3),
         ("batch_norm_momentum", 1.0),
         ("batch_norm_momentum", "0.9"),
+        ("backbone_width", 0),
+        ("backbone_width", "half"),
+        ("dilate", "yes"),
     ],
 )
 def test_budget_rejects_bad_values_naming_the_field(field: str, value) -> None:
@@ -183,3 +186,20 @@ def test_training_crops_are_windows_of_scenes_at_scene_size(synthetic_pairs, mon
             (np.all(w == crop, axis=(1, 2)) | np.all(w == crop[:, ::-1], axis=(1, 2))).any() for w in windows
         )
         assert found
+
+
+def test_budget_backbone_width_and_dilation_reach_every_network_but_the_article() -> None:
+    for variant in (experiments.Variant("fcn", network="fcn"), experiments.Variant("ppm")):
+        narrow = experiments.build_variant(variant, 64, backbone_width=0.5, dilate=False)
+        full = experiments.build_variant(variant, 64)
+        assert narrow.get_layer("stem_conv").filters * 2 == full.get_layer("stem_conv").filters
+        rates = {
+            sub.get_config()["dilation_rate"]
+            for layer in narrow.layers if isinstance(layer, layers.DilatedResidualBlock)
+            for sub in layer.sublayers if hasattr(sub, "dilation_rate")
+        }
+        assert rates == {(1, 1)}
+    no_reduction = experiments.build_variant(
+        experiments.Variant("f", channel_reduction=False), 64, backbone_width=0.5
+    )
+    assert all(branch.filters == 64 for branch in _pyramid(no_reduction).branch_convs)

@@ -27,6 +27,7 @@ from pspnet_lib.models import (
     count_flops,
     count_parameters,
     imagenet_weights_available,
+    receptive_field_of,
     stage_strides_and_dilations,
     transfer_resnet50_weights,
 )
@@ -458,3 +459,27 @@ def test_imagenet_weights_available_when_the_server_answers(monkeypatch, tmp_pat
 def test_imagenet_weights_available_rejects_a_bad_timeout() -> None:
     with pytest.raises(ValueError, match="timeout"):
         imagenet_weights_available(timeout=0)
+
+
+def test_dilate_false_keeps_the_feature_grid_and_rate_one() -> None:
+    assert stage_strides_and_dilations(8, dilate=False) == [(1, 1), (2, 1), (1, 1), (1, 1)]
+    backbone = build_backbone("small", output_stride=8, width_multiplier=0.25, dilate=False)
+    for stage in range(2, 6):
+        for block in blocks_of(backbone, stage):
+            assert three_by_three_dilations_and_strides(block)[0] == {(1, 1)}
+    _, features = backbone.predict(images(1, 97, 161), verbose=0)
+    assert features.shape[1:3] == (math.ceil(97 / 8), math.ceil(161 / 8))
+
+
+def test_receptive_fields_dilated_and_not() -> None:
+    # By hand for the small backbone: stem conv 3/2 and pool 3/2 give 7 px at jump 4; conv2 (two 3x3) 23;
+    # conv3 (3x3/2, 3x3) 47 at jump 8; conv4 four 3x3 at rate 2 (+32 each) 175; conv5 two at rate 4 (+64)
+    # 303; head 3x3 (+16) 319. Without dilation conv4 and conv5 add 16 per 3x3: 47 + 96 + 16 = 159.
+    assert receptive_field_of("small", 8) == 319
+    assert receptive_field_of("small", 8, dilate=False) == 159
+    assert receptive_field_of("small", 16) == receptive_field_of("small", 32) == 319  # dilation keeps the field
+    # ResNet-50's conv5 sees the well-known 483 pixels, dilated or strided; the head's 3x3 adds 2 x 8.
+    assert receptive_field_of("resnet50", 8) == receptive_field_of("resnet50", 32) - 2 * 32 + 2 * 8 == 483 + 16
+    assert receptive_field_of("resnet50", 8, dilate=False) < 300
+    with pytest.raises(ValueError, match="dilate"):
+        build_pspnet(19, backbone="small", dilate="no")

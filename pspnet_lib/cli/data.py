@@ -39,9 +39,10 @@ def reports_errors(handler: Handler) -> Handler:
 @reports_errors
 def run_toy(args: argparse.Namespace) -> int:
     """Write the synthetic city."""
-    out = args.out if args.out is not None else default_synthetic_root()
+    share = args.pedestrian_share
+    out = args.out if args.out is not None else default_synthetic_root(share)
     start = time.perf_counter()
-    write_synthetic_dataset(out, num_train=args.train, num_val=args.val, seed=args.seed)
+    write_synthetic_dataset(out, num_train=args.train, num_val=args.val, seed=args.seed, pedestrian_share=share)
     print(
         f"Wrote {args.train} train + {args.val} val synthetic pairs to {out} in {time.perf_counter() - start:.1f} s."
     )
@@ -87,6 +88,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     toy.add_argument("--train", type=int, default=200, help="number of train pairs (default 200)")
     toy.add_argument("--val", type=int, default=50, help="number of val pairs (default 50)")
     toy.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    toy.add_argument(
+        "--pedestrian-share",
+        type=float,
+        default=0.0,
+        help="share of streets in the old-town pedestrian zone, 0-1 (default 0; notebook 08 uses 0.5)",
+    )
     toy.set_defaults(func=run_toy)
 
     check = actions.add_parser("check", help="validate a dataset folder; exit 0 only when usable")

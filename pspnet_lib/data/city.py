@@ -7,6 +7,11 @@ Road and sidewalk share one asphalt texture with no curb line: locally they look
 their place in the scene (the sidewalk is the strip between the road and the buildings) tells them
 apart, so a model needs global context to separate them.
 
+A share of the streets (`pedestrian_share`, 0 unless asked for) can lie in the pedestrianised old town:
+pastel houses, no cars, people walking anywhere, and the whole paving labelled sidewalk. The paving looks
+exactly like a road; only the rest of the scene (the houses, the missing cars) says which district this is.
+Notebook 08 uses it to give the pyramid pooling module's global context something to decide.
+
 Labels are rendered as "colour codes": row indices into `palette.COLOR_TABLE`, so void labels
 (ego vehicle, parking) keep their own colours in the label image.
 """
@@ -32,6 +37,10 @@ FACADE_COLORS = np.array([
     (0.55, 0.55, 0.55), (0.70, 0.66, 0.58), (0.60, 0.42, 0.34), (0.78, 0.76, 0.72), (0.46, 0.47, 0.50),
     (0.66, 0.58, 0.44),
 ])  # fmt: skip
+OLD_TOWN_COLORS = np.array([
+    (0.86, 0.70, 0.36), (0.84, 0.56, 0.52), (0.56, 0.70, 0.84), (0.62, 0.80, 0.64), (0.80, 0.46, 0.32),
+    (0.90, 0.84, 0.62),
+])  # fmt: skip  (ochre, rose, sky blue, mint, terracotta, cream plaster)
 CAR_COLORS = np.array([
     (0.10, 0.10, 0.12), (0.75, 0.75, 0.78), (0.55, 0.08, 0.08), (0.10, 0.18, 0.40), (0.85, 0.85, 0.82),
     (0.35, 0.36, 0.38),
@@ -71,6 +80,22 @@ class Block:
     color: np.ndarray
     window_spacing: float
     floor_height: float
+
+
+@dataclass(frozen=True)
+class District:
+    """What a street's frontage looks like, and whether its paving is a pedestrian zone."""
+
+    facade_colors: np.ndarray
+    park_share: float
+    front_heights: tuple[float, float]
+    back_heights: tuple[float, float]
+    block_lengths: tuple[float, float]
+    pedestrian_zone: bool
+
+
+CITY_CENTRE = District(FACADE_COLORS, 0.2, (4.0, 14.0), (10.0, 24.0), (5.0, 16.0), pedestrian_zone=False)
+OLD_TOWN = District(OLD_TOWN_COLORS, 0.0, (4.0, 12.0), (8.0, 16.0), (4.0, 10.0), pedestrian_zone=True)
 
 
 @dataclass(frozen=True)
@@ -150,25 +175,28 @@ def random_camera(rng: np.random.Generator, height: int, width: int) -> Camera:
 
 
 def random_blocks(
-    rng: np.random.Generator, park_share: float, height_range: tuple[float, float]
+    rng: np.random.Generator,
+    park_share: float,
+    height_range: tuple[float, float],
+    district: District = CITY_CENTRE,
 ) -> tuple[Block, ...]:
     """Frontage blocks from depth 0 to beyond the horizon (the last block never ends)."""
-    blocks, start = [], 0.0
+    colors, blocks, start = district.facade_colors, [], 0.0
     while start < 120.0:
         blocks.append(Block(
             start=start,
             is_park=bool(rng.random() < park_share),
             height=rng.uniform(*height_range),
-            color=FACADE_COLORS[rng.integers(len(FACADE_COLORS))] * rng.uniform(0.85, 1.15),
+            color=colors[rng.integers(len(colors))] * rng.uniform(0.85, 1.15),
             window_spacing=rng.uniform(1.4, 2.4),
             floor_height=rng.uniform(1.7, 2.3),
         ))  # fmt: skip
-        start += rng.uniform(5.0, 16.0)
+        start += rng.uniform(*district.block_lengths)
     return tuple(blocks)
 
 
-def random_side(rng: np.random.Generator, sign: int) -> StreetSide:
-    """One side of a random street."""
+def random_side(rng: np.random.Generator, sign: int, district: District = CITY_CENTRE) -> StreetSide:
+    """One side of a random street in `district`."""
     has_verge = rng.random() < 0.6
     return StreetSide(
         sign=sign,
@@ -176,8 +204,8 @@ def random_side(rng: np.random.Generator, sign: int) -> StreetSide:
         sidewalk=rng.uniform(1.0, 2.2),
         verge=rng.uniform(0.6, 1.6) if has_verge else 0.0,
         verge_code=CODE["terrain"] if rng.random() < 0.5 else CODE["parking"],
-        blocks=random_blocks(rng, park_share=0.2, height_range=(4.0, 14.0)),
-        back_blocks=random_blocks(rng, park_share=0.0, height_range=(10.0, 24.0)),
+        blocks=random_blocks(rng, district.park_share, district.front_heights, district),
+        back_blocks=random_blocks(rng, 0.0, district.back_heights, district),
     )
 
 
@@ -393,16 +421,21 @@ def random_green(rng: np.random.Generator) -> np.ndarray:
 
 
 def random_objects(
-    rng: np.random.Generator, sides: tuple[StreetSide, StreetSide]
+    rng: np.random.Generator, sides: tuple[StreetSide, StreetSide], pedestrian_zone: bool = False
 ) -> list[tuple[float, Painter]]:
-    """Cars on the road, people on the sidewalks, poles and trees at the sidewalk edge, with depths."""
+    """Cars on the road (people instead in a pedestrian zone), people on the sidewalks, poles and trees, with depths."""
     left, right = sides
     objects: list[tuple[float, Painter]] = []
-    for _ in range(rng.integers(2, 6)):
+    if pedestrian_zone:
+        for _ in range(rng.integers(3, 9)):
+            lateral = rng.uniform(-left.sidewalk_edge + 0.3, right.sidewalk_edge - 0.3)
+            depth = rng.uniform(3.0, 40.0)
+            objects.append((depth, person_painter(rng, lateral, depth)))
+    for _ in range(0 if pedestrian_zone else rng.integers(2, 6)):
         lateral, depth = rng.uniform(-left.road_edge + 0.7, right.road_edge - 0.7), rng.uniform(5.0, 50.0)
         objects.append((depth, car_painter(rng, lateral, depth)))
     for side in sides:
-        if rng.random() < 0.5:
+        if not pedestrian_zone and rng.random() < 0.5:
             for depth in np.cumsum(rng.uniform(3.5, 8.0, size=rng.integers(1, 6))):
                 objects.append((depth, car_painter(rng, side.sign * (side.road_edge - 0.7), depth)))
         for _ in range(rng.integers(0, 4)):
@@ -445,10 +478,30 @@ def apply_lighting(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (np.clip(noisy, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
+def check_pedestrian_share(pedestrian_share: float) -> float:
+    """`pedestrian_share` as a float, or a ValueError naming it unless it is a number in [0, 1]."""
+    if isinstance(pedestrian_share, bool) or not isinstance(pedestrian_share, int | float):
+        raise ValueError(f"pedestrian_share must be a number in [0, 1], got {pedestrian_share!r}")
+    if not 0.0 <= pedestrian_share <= 1.0:
+        raise ValueError(f"pedestrian_share must be in [0, 1] (a share of the streets), got {pedestrian_share}")
+    return float(pedestrian_share)
+
+
+def random_district(rng: np.random.Generator, pedestrian_share: float) -> District:
+    """The old town with probability `pedestrian_share`, else the city centre (no random draw when it is 0)."""
+    if check_pedestrian_share(pedestrian_share) > 0 and rng.random() < pedestrian_share:
+        return OLD_TOWN
+    return CITY_CENTRE
+
+
 def render_street(
-    rng: np.random.Generator, height: int = 256, width: int = 256
+    rng: np.random.Generator, height: int = 256, width: int = 256, pedestrian_share: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Render one random street scene: (photo uint8 (H, W, 3), colour codes uint8 (H, W))."""
+    """Render one random street scene: (photo uint8 (H, W, 3), colour codes uint8 (H, W)).
+
+    With probability `pedestrian_share` the street is an old-town pedestrian zone (see the module docstring).
+    """
+    district = random_district(rng, pedestrian_share)
     camera = random_camera(rng, height, width)
     canvas = Canvas(
         image=np.zeros((height, width, 3), np.float32),
@@ -456,14 +509,17 @@ def render_street(
         grain=smooth_noise(rng, height, width, 3.0),
         leaf_shade=np.clip(1.0 + 0.35 * fractal_noise(rng, height, width, (10.0, 3.0, 1.5)), 0.3, 1.8),
     )
-    sides = (random_side(rng, -1), random_side(rng, +1))
+    sides = (random_side(rng, -1, district), random_side(rng, +1, district))
     paint_sky(canvas, camera, rng)
     paint_skyline(canvas, camera, rng)
     paint_ground(canvas, camera, sides, rng)
+    if district.pedestrian_zone:  # the same paving, all of it for pedestrians
+        canvas.codes[canvas.codes == CODE["road"]] = CODE["sidewalk"]
     for side in sides:
         paint_facades(canvas, camera, side, side.back_blocks, side.facade + rng.uniform(4.0, 8.0), rng)
         paint_facades(canvas, camera, side, side.blocks, side.facade, rng)
-    for _, painter in sorted(random_objects(rng, sides), key=lambda item: -item[0]):
+    objects = random_objects(rng, sides, district.pedestrian_zone)
+    for _, painter in sorted(objects, key=lambda item: -item[0]):
         painter(canvas, camera)
     paint_ego_vehicle(canvas, camera, rng)
     return apply_lighting(canvas.image, rng), canvas.codes

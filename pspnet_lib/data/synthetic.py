@@ -3,6 +3,8 @@
 Each pair is a 512x256 JPEG, photo on the left half, Cityscapes colour labels on the right half,
 stored as `<root>/train/1.jpg ..` and `<root>/val/1.jpg ..`. Every pair is rendered from its own
 seed `(seed, split, index)`, so `synthetic_pair` regenerates the exact label ids of any file.
+A dataset generated with `pedestrian_share` > 0 has that share of its streets in the old-town pedestrian
+zone (`city.OLD_TOWN`); the default city has none.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from pspnet_lib.config import data_root
-from pspnet_lib.data.city import codes_to_ids, render_street
+from pspnet_lib.data.city import check_pedestrian_share, codes_to_ids, render_street
 from pspnet_lib.data.errors import DataError
 from pspnet_lib.data.palette import COLOR_TABLE
 
@@ -43,14 +45,14 @@ class SyntheticPair:
         return np.concatenate([self.image, self.label_colors], axis=1)
 
 
-def synthetic_pair(seed: int, split: str, index: int) -> SyntheticPair:
+def synthetic_pair(seed: int, split: str, index: int, pedestrian_share: float = 0.0) -> SyntheticPair:
     """Render pair number `index` (1-based, as in the file name) of `split` for a dataset `seed`."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if seed < 0 or index < 1:
         raise ValueError(f"seed must be >= 0 and index >= 1, got seed={seed}, index={index}")
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
-    image, codes = render_street(rng, HALF_SIZE, HALF_SIZE)
+    image, codes = render_street(rng, HALF_SIZE, HALF_SIZE, pedestrian_share)
     return SyntheticPair(image=image, label_colors=COLOR_TABLE[codes], label_ids=codes_to_ids(codes))
 
 
@@ -61,20 +63,32 @@ def save_jpeg(array: np.ndarray, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def write_synthetic_dataset(root: str | Path, num_train: int = 200, num_val: int = 50, seed: int = 0) -> Path:
+def write_synthetic_dataset(
+    root: str | Path, num_train: int = 200, num_val: int = 50, seed: int = 0, pedestrian_share: float = 0.0
+) -> Path:
     """Write `num_train` + `num_val` synthetic pairs under `root` (train/, val/); returns `root`."""
     counts = {"train": num_train, "val": num_val}
     if min(counts.values()) < 1 or seed < 0:
         raise ValueError(f"need num_train >= 1, num_val >= 1 and seed >= 0, got {counts} and seed={seed}")
+    settings = generation_settings(num_train, num_val, seed, pedestrian_share)
     root = Path(root)
     (root / MARKER_NAME).unlink(missing_ok=True)
     for split, count in counts.items():
         (root / split).mkdir(parents=True, exist_ok=True)
         for index in range(1, count + 1):
-            save_jpeg(synthetic_pair(seed, split, index).side_by_side(), root / split / f"{index}.jpg")
+            pair = synthetic_pair(seed, split, index, pedestrian_share)
+            save_jpeg(pair.side_by_side(), root / split / f"{index}.jpg")
         remove_numbered_files_beyond(root / split, count)
-    write_marker(root, {"seed": seed, **counts})
+    write_marker(root, settings)
     return root
+
+
+def generation_settings(num_train: int, num_val: int, seed: int, pedestrian_share: float = 0.0) -> dict:
+    """The marker's record of a generation; `pedestrian_share` appears only when it is not 0 (older markers)."""
+    settings = {"seed": seed, "train": num_train, "val": num_val}
+    if check_pedestrian_share(pedestrian_share) > 0:
+        settings["pedestrian_share"] = float(pedestrian_share)
+    return settings
 
 
 def remove_numbered_files_beyond(folder: Path, count: int) -> None:
@@ -84,14 +98,14 @@ def remove_numbered_files_beyond(folder: Path, count: int) -> None:
             path.unlink()
 
 
-def write_marker(root: Path, settings: dict[str, int]) -> None:
+def write_marker(root: Path, settings: dict[str, float]) -> None:
     """Record the generation settings; written last, so its presence means the folder is complete."""
     temporary = root / f".{MARKER_NAME}.tmp"
     temporary.write_text(json.dumps(settings, indent=1))
     os.replace(temporary, root / MARKER_NAME)
 
 
-def read_marker(root: str | Path) -> dict[str, int] | None:
+def read_marker(root: str | Path) -> dict[str, float] | None:
     """The settings a synthetic dataset was generated with, or None if `root` holds no complete one."""
     try:
         return json.loads((Path(root) / MARKER_NAME).read_text())
@@ -99,7 +113,7 @@ def read_marker(root: str | Path) -> dict[str, int] | None:
         return None
 
 
-def is_complete(root: Path, settings: dict[str, int]) -> bool:
+def is_complete(root: Path, settings: dict[str, float]) -> bool:
     """True when `root` was fully generated with `settings` and all its files are still there."""
     if read_marker(root) != settings:
         return False
@@ -108,18 +122,24 @@ def is_complete(root: Path, settings: dict[str, int]) -> bool:
     )
 
 
-def default_synthetic_root() -> Path:
-    """Where the synthetic city lives by default: `data_root()/toy_cityscapes`."""
-    return data_root() / "toy_cityscapes"
+def default_synthetic_root(pedestrian_share: float = 0.0) -> Path:
+    """Where the synthetic city lives by default: `data_root()/toy_cityscapes` (`..._old_town_50` for a 0.5 share)."""
+    if check_pedestrian_share(pedestrian_share) == 0:
+        return data_root() / "toy_cityscapes"
+    return data_root() / f"toy_cityscapes_old_town_{round(100 * pedestrian_share)}"
 
 
 def ensure_synthetic_dataset(
-    root: str | Path | None = None, num_train: int = 200, num_val: int = 50, seed: int = 0
+    root: str | Path | None = None,
+    num_train: int = 200,
+    num_val: int = 50,
+    seed: int = 0,
+    pedestrian_share: float = 0.0,
 ) -> Path:
     """The synthetic dataset at `root` (default `default_synthetic_root()`), generated if missing or incomplete."""
-    root = Path(root) if root is not None else default_synthetic_root()
-    if not is_complete(root, {"seed": seed, "train": num_train, "val": num_val}):
-        write_synthetic_dataset(root, num_train, num_val, seed)
+    root = Path(root) if root is not None else default_synthetic_root(pedestrian_share)
+    if not is_complete(root, generation_settings(num_train, num_val, seed, pedestrian_share)):
+        write_synthetic_dataset(root, num_train, num_val, seed, pedestrian_share)
     return root
 
 
@@ -128,4 +148,4 @@ def synthetic_label_ids(root: str | Path, split: str, index: int) -> np.ndarray:
     settings = read_marker(root)
     if settings is None:
         raise DataError(f"{root} is not a complete synthetic dataset (no {MARKER_NAME}); generate it first")
-    return synthetic_pair(settings["seed"], split, index).label_ids
+    return synthetic_pair(settings["seed"], split, index, settings.get("pedestrian_share", 0.0)).label_ids
