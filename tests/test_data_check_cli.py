@@ -9,6 +9,7 @@ import requests
 
 from pspnet_lib.cli import main
 from pspnet_lib.data import check_dataset, list_pairs, locate, synthetic_label_ids
+from pspnet_lib.data.synthetic import read_marker
 
 
 def test_check_reports_a_healthy_dataset(synthetic_pairs) -> None:
@@ -68,6 +69,16 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, capsys) -> None:
     assert main(["data", "toy", "--out", str(tmp_path), "--train", "0"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert main(["data", "toy", "--out", str(tmp_path), "--pedestrian-share", "1.5"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "pedestrian_share" in err and err.count("\n") == 1
+
+
+def test_cli_toy_writes_the_old_town_variant(tmp_path, capsys) -> None:
+    out = tmp_path / "old"
+    assert main(["data", "toy", "--out", str(out), "--train", "1", "--val", "2", "--pedestrian-share", "1"]) == 0
+    assert read_marker(out)["pedestrian_share"] == 1.0
+    assert not any((synthetic_label_ids(out, "val", index) == 0).any() for index in (1, 2))  # no road at all
 
 
 def test_cli_kaggle_offline_exits_non_zero_with_a_clear_message(monkeypatch, capsys) -> None:
