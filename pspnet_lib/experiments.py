@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 from pspnet_lib import data, inference, models, training
-from pspnet_lib.data.pipeline import DEFAULT_SCALE_RANGE, augment_pair
 from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM, check_batch_norm_momentum
 from pspnet_lib.metrics import SegmentationScores
 
@@ -136,7 +134,7 @@ class VariantResult:
 def table1_variants() -> list[Variant]:
     """The paper's Table 1 ablations (and its auxiliary-loss one) on the small backbone."""
     return [
-        Variant("dilated FCN (no PPM)", network="fcn"),
+        Variant("FCN baseline (no PPM)", network="fcn"),
         Variant("PPM max, bins 1", pooling="max", bins=(1,)),
         Variant("PPM avg, bins 1", bins=(1,)),
         Variant("PPM max, bins 1-2-3-6", pooling="max"),
@@ -180,46 +178,17 @@ def build_variant(
 def training_data(data_root: str | Path, budget: Budget):
     """The augmented, shuffled training batches of the budget: `image_size` crops of `scene_size` scenes."""
     scene_size = budget.scene_size or budget.image_size
-    whole_scenes = scene_size == budget.image_size  # the pipeline's own augmentation does it all
-    scenes = data.make_dataset(
+    return data.make_dataset(
         data_root,
         "train",
         image_size=scene_size,
-        batch_size=budget.batch_size if whole_scenes else 1,  # one scene per element keeps the known length
-        augment=whole_scenes,
+        crop_size=None if scene_size == budget.image_size else budget.image_size,
+        batch_size=budget.batch_size,
+        augment=True,
         shuffle=True,
         limit=budget.train_limit,
         seed=budget.seed,
     )
-    if whole_scenes:
-        return scenes
-    return _random_crops(scenes, budget.image_size, scene_size, budget.seed, budget.batch_size)
-
-
-def _random_crops(scenes, crop_size: int, scene_size: int, seed: int, batch_size: int):
-    """Batches of `crop_size` crops of the `scene_size` scenes (batches of one), each scaled 0.5-2x, maybe flipped.
-
-    The pipeline's own augmentation (scale relative to the crop size, pad, crop, flip) applied to the scene,
-    with the scale range multiplied by scene / crop so the scene is scaled relative to its own size.
-    """
-    ratio = scene_size / crop_size
-    scale_range = (DEFAULT_SCALE_RANGE[0] * ratio, DEFAULT_SCALE_RANGE[1] * ratio)
-
-    def crop(index, pair):
-        image, label = augment_pair(
-            pair[0],
-            pair[1],
-            (crop_size, crop_size),
-            scale_range,
-            tf.stack([tf.constant(seed, tf.int64), index]),
-        )
-        return tf.ensure_shape(image, (crop_size, crop_size, 3)), tf.ensure_shape(
-            label, (crop_size, crop_size)
-        )
-
-    crops = scenes.map(lambda image, label: (image[0], label[0])).enumerate()
-    crops = crops.map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return crops.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def validation_data(data_root: str | Path, budget: Budget):

@@ -147,3 +147,21 @@ def test_bad_arguments_raise_value_errors_naming_them(synthetic_pairs) -> None:
         make_dataset(synthetic_pairs, batch_size=0)
     with pytest.raises(DataError, match="does not exist"):
         make_dataset(synthetic_pairs / "missing")
+
+
+def test_crops_of_larger_scenes_are_windows_of_those_scenes(synthetic_pairs) -> None:
+    """With the scale pinned to 1, every crop is a (maybe mirrored) window of its scene at image_size."""
+    options = {"image_size": 64, "batch_size": 3, "shuffle": False, "limit": 3}
+    scenes = next(iter(make_dataset(synthetic_pairs, "train", augment=False, **options)))[1].numpy()
+    crops = next(iter(make_dataset(synthetic_pairs, "train", crop_size=24, scale_range=(1.0, 1.0), **options)))
+    assert tuple(crops[0].shape) == (3, 24, 24, 3)
+    for scene, crop in zip(scenes, crops[1].numpy(), strict=True):
+        windows = np.lib.stride_tricks.sliding_window_view(scene, (24, 24)).reshape(-1, 24, 24)
+        assert (np.all(windows == crop, axis=(1, 2)) | np.all(windows == crop[:, ::-1], axis=(1, 2))).any()
+
+
+def test_crop_size_must_fit_the_scene_and_needs_augmentation(synthetic_pairs) -> None:
+    with pytest.raises(ValueError, match="crop_size"):
+        make_dataset(synthetic_pairs, "train", image_size=32, crop_size=48)
+    with pytest.raises(ValueError, match="crop_size"):
+        make_dataset(synthetic_pairs, "val", image_size=64, crop_size=32)

@@ -83,11 +83,13 @@ def augment_pair(
     size: tuple[int, int],
     scale_range: tuple[float, float],
     seed: tf.Tensor,
+    scale_base: tuple[int, int] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Random scale, pad, crop back to `size` and flip, identical for image and label."""
+    """Resize to `scale_base` (default `size`) times a random scale, pad, crop to `size` and flip, identically."""
     scale_seed, crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     scale = tf.random.stateless_uniform([], scale_seed, minval=scale_range[0], maxval=scale_range[1])
-    scaled = tf.maximum(tf.cast(tf.round(tf.constant(size, tf.float32) * scale), tf.int32), 1)
+    base = tf.constant(scale_base or size, tf.float32)
+    scaled = tf.maximum(tf.cast(tf.round(base * scale), tf.int32), 1)
     image, label = resize_pair(image, label, scaled)
     image, label = pad_to_at_least(image, label, size)
     image, label = random_crop_pair(image, label, size, crop_seed)
@@ -125,6 +127,7 @@ def make_dataset(
     max_distance: float = DEFAULT_MAX_DISTANCE,
     drop_remainder: bool = False,
     shuffle_buffer: int = 512,
+    crop_size: int | tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of (image float32 [0, 1] (B, H, W, 3), label int32 (B, H, W)) from the pairs of `split` under `root`.
 
@@ -132,8 +135,12 @@ def make_dataset(
     or in a file (a path); `limit` takes the first files only; `skip_bad` leaves unusable files out
     with a warning instead of raising. Every file is fully decoded once up front (~0.5 ms each), so a
     corrupt file is reported by name here rather than failing deep inside TensorFlow mid-epoch.
+    `crop_size` (augmented batches only) cuts training crops of that size from scenes resized to
+    `image_size`, each scene scaled by `scale_range` relative to its own size, as the paper's 713 px crops
+    of 2048x1024 Cityscapes scenes.
     """
     size = image_hw(image_size)
+    out_size = size if crop_size is None else image_hw(crop_size)
     scale_range = check_scale_range(scale_range)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -141,6 +148,10 @@ def make_dataset(
         raise ValueError(f"limit must be a positive int or None, got {limit!r}")
     augment = split == "train" if augment is None else augment
     shuffle = split == "train" if shuffle is None else shuffle
+    if crop_size is not None and (not augment or out_size[0] > size[0] or out_size[1] > size[1]):
+        raise ValueError(
+            f"crop_size {crop_size!r} needs augment=True and must fit in image_size {image_size!r} (crops are cut from scenes)"
+        )
     paths = usable_pairs(list_pairs(resolve_dataset_dirs(root).split(split))[:limit], skip_bad=skip_bad)
 
     def prepare(index: tf.Tensor, pair: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
@@ -148,9 +159,9 @@ def make_dataset(
         image, label = resize_pair(tf.cast(pair[0], tf.float32) / 255.0, pair[1], size)
         if augment:
             image, label = augment_pair(
-                image, label, size, scale_range, tf.stack([tf.constant(seed, tf.int64), index])
+                image, label, out_size, scale_range, tf.stack([tf.constant(seed, tf.int64), index]), size
             )
-        return tf.ensure_shape(image, (*size, 3)), tf.ensure_shape(tf.cast(label, tf.int32), size)
+        return tf.ensure_shape(image, (*out_size, 3)), tf.ensure_shape(tf.cast(label, tf.int32), out_size)
 
     dataset = raw_pairs(paths, shuffle, cache, seed, shuffle_buffer, max_distance).enumerate()
     dataset = dataset.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
