@@ -384,6 +384,7 @@ def build_article_model(
     input_shape: tuple = (256, 256, 3),
     flatten_output: bool = True,
     batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
+    synchronized_batch_norm: bool = False,
 ) -> keras.Model:
     """The source article's "simple PSPNet", faithfully, flaws included; it regresses the colour mask (MSE).
 
@@ -402,7 +403,8 @@ def build_article_model(
     - No pretrained backbone, no BN/ReLU after the reductions, no 3x3 head layer, no dropout, no auxiliary loss.
     - The input size is fixed (upsampling factors are hard-wired) and must be divisible by 8.
 
-    Its residual blocks' BNs use `batch_norm_momentum` like the other builders (the article kept Keras' 0.99).
+    Its residual blocks' BNs use `batch_norm_momentum` and `synchronized_batch_norm` like the other builders
+    (the article kept Keras' 0.99, per replica).
     """
     height, width, _ = _check_article_input_shape(input_shape)
     momentum = check_batch_norm_momentum(batch_norm_momentum)
@@ -415,6 +417,7 @@ def build_article_model(
             dilation=2,
             projection=True,
             batch_norm_momentum=momentum,
+            synchronized_batch_norm=bool(synchronized_batch_norm),
             name=f"article_block{index}",
         )(base)
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool_global")(base)

@@ -348,6 +348,13 @@ def test_batch_norm_settings_reach_every_batch_normalization(builder) -> None:
     assert all(norm.synchronized and norm.momentum == pytest.approx(0.8) for norm in norms)
 
 
+def test_article_model_batch_norms_can_be_synchronized() -> None:
+    model = build_article_model((32, 32, 3), batch_norm_momentum=0.8, synchronized_batch_norm=True)
+    norms = batch_norm_layers(model)
+    assert len(norms) == moving_mean_count(model) >= 6  # two per residual block and its projection
+    assert all(norm.synchronized and norm.momentum == pytest.approx(0.8) for norm in norms)
+
+
 @pytest.mark.parametrize(
     "build",
     [

@@ -151,6 +151,7 @@ def test_several_replicas_build_synchronised_batch_norm(tmp_path):
         return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
                 if isinstance(layer, keras.layers.BatchNormalization)]
 
-    single, several = build_model(config, replicas=1), build_model(config, replicas=2)
-    assert batch_norms(single) and not any(layer.synchronized for layer in batch_norms(single))
-    assert batch_norms(several) and all(layer.synchronized for layer in batch_norms(several))
+    for model_config in (config, TrainConfig(out=str(tmp_path), model="article", image_size=32)):
+        single, several = build_model(model_config, replicas=1), build_model(model_config, replicas=2)
+        assert batch_norms(single) and not any(layer.synchronized for layer in batch_norms(single))
+        assert batch_norms(several) and all(layer.synchronized for layer in batch_norms(several))

@@ -141,14 +141,13 @@ def build_model(config: TrainConfig, imagenet_source: keras.Model | None = None,
     """The network named by `config.model`, for square crops of `config.image_size`.
 
     With `imagenet_source` (a keras.applications ResNet50, see `load_pretrained_source`) its weights are
-    copied into the backbone. With `replicas` > 1 the batch norm layers of PSPNet and the dilated FCN share
-    statistics across replicas (the article model's builder has no such option: its batch norm stays per replica).
+    copied into the backbone. With `replicas` > 1 every batch norm layer shares its statistics across replicas.
     """
     from pspnet_lib import data, models
 
     if config.model == "article":
         shape = (config.image_size, config.image_size, 3)
-        return models.build_article_model(shape, flatten_output=False)
+        return models.build_article_model(shape, flatten_output=False, synchronized_batch_norm=replicas > 1)
     build = models.build_pspnet if config.model == "pspnet" else models.build_dilated_fcn
     model = build(
         data.NUM_CLASSES, backbone=config.backbone, input_shape=(None, None, 3), synchronized_batch_norm=replicas > 1
