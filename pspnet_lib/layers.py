@@ -83,13 +83,31 @@ def _probe_size(model: keras.Model, input_size: int | None) -> tuple[int, int]:
 
 
 def _input_sensitivity(model: keras.Model, height: int, width: int, seed: int) -> np.ndarray:
-    """(height, width) mask of the input pixels with a non-zero gradient on the centre output pixel."""
+    """(height, width) mask of the input pixels with a non-zero gradient on the centre output pixel.
+
+    Traced as a graph so that only the input's gradient is computed: run eagerly, TensorFlow also computes
+    every convolution's filter gradient, and its CPU kernel for that (Conv2DBackpropFilter) was seen to
+    corrupt memory on some whole-network probes.
+    """
     image = tf.random.stateless_uniform((1, height, width, model.input_shape[-1]), seed=(seed, 0))
-    with tf.GradientTape() as tape:
-        tape.watch(image)
-        output = tf.nest.flatten(model(image, training=False))[0]
-        centre = tf.reduce_sum(output[0, output.shape[1] // 2, output.shape[2] // 2])
-    return np.abs(tape.gradient(centre, image).numpy()[0]).sum(axis=-1) > 0
+
+    @tf.function
+    def input_gradient(image: tf.Tensor) -> tf.Tensor:
+        """d(sum of the centre output pixel) / d(image), weights held constant."""
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(image)
+            output = tf.nest.flatten(model(image, training=False))[0]
+            centre = tf.reduce_sum(output[0, output.shape[1] // 2, output.shape[2] // 2])
+        return tape.gradient(centre, image)
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # one trace per probe is intended: no "triggered tf.function retracing" warning
+    try:
+        gradient = input_gradient(image)
+    finally:
+        logger.setLevel(level)
+    return np.abs(gradient.numpy()[0]).sum(axis=-1) > 0
 
 
 def adaptive_bin_edges(length, bins: int) -> list[tuple]:

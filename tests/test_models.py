@@ -490,3 +490,12 @@ def test_receptive_fields_dilated_and_not() -> None:
     assert receptive_field_of("resnet50", 8, dilate=False) < 300
     with pytest.raises(ValueError, match="dilate"):
         build_pspnet(19, backbone="small", dilate="no")
+
+
+def test_measured_fields_of_whole_fcns_match_the_theory_plus_the_upsampling() -> None:
+    # The logits' bilinear upsampling lets one output pixel see one more feature cell (8 px) than the head.
+    # (Measured in graph mode: eagerly, TF's CPU filter-gradient kernel corrupted memory on these probes.)
+    for dilate in (True, False):
+        fcn = build_dilated_fcn(19, backbone="small", width_multiplier=0.25, aux_head=False, dilate=dilate)
+        theory = receptive_field_of("small", 8, dilate=dilate)
+        assert empirical_receptive_field(fcn, input_size=416) == (theory + 8, theory + 8)
