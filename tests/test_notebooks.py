@@ -15,6 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import course_url
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 EXPECTED = [
     "00_start_here.ipynb",
@@ -94,7 +96,7 @@ def test_no_stored_errors_or_stderr(notebook) -> None:
 
 
 def test_title_objectives_and_check_your_understanding(notebook) -> None:
-    assert notebook.cells[1].cell_type == "markdown" and notebook.cells[1].source.startswith("# ")
+    assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("# ")
     assert any("learning objectives" in heading for heading in _headings(notebook))
     exercises = _section_cells(notebook, "check your understanding")
     assert exercises, "no 'Check your understanding' section"
@@ -102,18 +104,38 @@ def test_title_objectives_and_check_your_understanding(notebook) -> None:
     assert 2 <= len(solutions) <= 4, f"expected 2-4 folded solutions, found {len(solutions)}"
 
 
-def test_first_cell_installs_the_library_when_missing(notebook) -> None:
-    first = notebook.cells[0]
-    assert first.cell_type == "code"
-    assert "import pspnet_lib" in first.source and "except ImportError" in first.source
-    assert "%pip install" in first.source
+def _first_code_cell(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook's set-up cell: its first code cell."""
+    return next(cell for cell in notebook.cells if cell.cell_type == "code")
 
 
-def test_first_cell_imports_tensorflow_quietly(notebook) -> None:
-    first = notebook.cells[0]
-    assert "from pspnet_lib.config import import_tensorflow_quietly" in first.source
-    assert "tf = import_tensorflow_quietly()" in first.source
-    assert "dup2" not in first.source and "import tensorflow" not in first.source
+def test_first_code_cell_is_the_template_right_below_the_title(notebook) -> None:
+    title, setup = notebook.cells[0], notebook.cells[1]
+    assert title.cell_type == "markdown" and title.source.startswith("# "), (
+        "the notebook must open with its title"
+    )
+    assert setup is _first_code_cell(notebook), "the set-up cell must come right after the title"
+    assert setup.source == course_url.public_setup_cell(), (
+        "the set-up cell differs from tools/course_url.py's template: run `make course-url URL=...`"
+    )
+    assert setup.outputs == [], "the set-up cell shows no output"
+
+
+def test_setup_template_installs_the_library_when_missing_from_the_course_url() -> None:
+    source = course_url.public_setup_cell()
+    assert "import pspnet_lib" in source and "except ImportError" in source
+    assert course_url.pip_install_arguments(f"git+{course_url.course_url()}") == [
+        "--quiet",
+        f"git+{course_url.course_url()}",
+    ]
+    assert "<you>" not in source and "tensorflow" not in source.split("%pip", 1)[1].split("\n", 1)[0]
+
+
+def test_setup_template_imports_tensorflow_quietly() -> None:
+    source = course_url.public_setup_cell()
+    assert "from pspnet_lib.config import import_tensorflow_quietly" in source
+    assert "tf = import_tensorflow_quietly()" in source
+    assert "dup2" not in source and "import tensorflow" not in source
 
 
 def test_parameters_cell_shrinks_in_fast_mode(notebook) -> None:
