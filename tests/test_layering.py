@@ -18,6 +18,7 @@ RANKS = {
     "data": 1,
     "layers": 1,
     "models": 2,
+    "runtime": 2,
     "metrics": 3,
     "training": 3,
     "inference": 3,
