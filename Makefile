@@ -93,3 +93,8 @@ lint: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# What students receive (dist/student-kit/ and its .zip): notebooks, library, released assignments; no solutions.
+.PHONY: student-kit
+student-kit:
+	$(PYTHON) assignments/course.py kit

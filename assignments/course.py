@@ -2,6 +2,7 @@
 
     python assignments/course.py release [NAME ...]   # source/<NAME>/ -> release/<NAME>/ (student versions)
     python assignments/course.py grade [--timeout S]   # submitted/*/<NAME>/ -> autograded/, feedback/, grades CSV
+    python assignments/course.py kit [--output DIR]    # what students get: notebooks, library, released assignments
 
 Each step runs nbgrader's own command line (generate_assignment, autograde, generate_feedback, export) in the
 course directory, whose `nbgrader_config.py` holds the course settings. Notebooks execute on a `python3` kernel
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,13 @@ from pathlib import Path
 COURSE_DIR = Path(__file__).resolve().parent
 GRADES_CSV = Path("feedback") / "grades.csv"
 KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+PROJECT_DIR = COURSE_DIR.parent
+DEFAULT_KIT_DIR = PROJECT_DIR / "dist" / "student-kit"
+# What students receive, relative to the project: never source/, the grader, gradebooks, submissions or feedback.
+KIT_FILES = ("README.md", "LICENSE", "pyproject.toml", "Makefile", "environment.yml")
+KIT_FOLDERS = ("pspnet_lib", "notebooks", "assignments/release")
+KIT_README = COURSE_DIR / "kit_readme.md"  # becomes assignments/README.md in the kit (the students' instructions)
+KIT_SKIPPED = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.npz", "*.pyc")
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,41 @@ def grade(course_dir: Path = COURSE_DIR, timeout: int | None = None) -> GradingR
     return GradingRun(course_dir / GRADES_CSV, feedback_dirs, failed)
 
 
+def _kit_sources(project_dir: Path) -> list[Path]:
+    """The files and folders of `project_dir` that go into the student kit; ValueError naming a missing one."""
+    paths = [project_dir / name for name in (*KIT_FILES, *KIT_FOLDERS)]
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise ValueError(f"cannot build the student kit: {missing} missing (expected a checkout of pspnet-course)")
+    return paths
+
+
+def student_kit(
+    output: Path = DEFAULT_KIT_DIR, project_dir: Path = PROJECT_DIR, make_zip: bool = True, names: Sequence[str] = ()
+) -> Path:
+    """Write what students get (released assignments `names`, default all) into `output` and `output`.zip."""
+    selected = _check_names(names, assignment_names(project_dir / "assignments"))
+    sources = _kit_sources(project_dir)
+    output = Path(output).resolve()
+    if project_dir.resolve() in (output, *output.parents) and "dist" not in output.relative_to(project_dir.resolve()).parts:
+        raise ValueError(f"--output {output} is inside the project but not under dist/: choose dist/<name> or a folder elsewhere")
+    shutil.rmtree(output, ignore_errors=True)
+    for path in sources:
+        target = output / path.relative_to(project_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.name == "release":
+            for name in selected:
+                shutil.copytree(path / name, target / name, ignore=KIT_SKIPPED)
+        elif path.is_dir():
+            shutil.copytree(path, target, ignore=KIT_SKIPPED)
+        else:
+            shutil.copy2(path, target)
+    shutil.copy2(KIT_README, output / "assignments" / "README.md")
+    if make_zip:
+        shutil.make_archive(str(output), "zip", root_dir=output.parent, base_dir=output.name)
+    return output
+
+
 def _parser() -> argparse.ArgumentParser:
     """Command-line interface: `release [NAME ...]` and `grade [--timeout S]`."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,6 +178,10 @@ def _parser() -> argparse.ArgumentParser:
     release_parser.add_argument("names", nargs="*", help="assignments to release (default: all in source/)")
     grade_parser = commands.add_parser("grade", help="autograde submitted/, write feedback/ and the grades CSV")
     grade_parser.add_argument("--timeout", type=int, default=None, help="seconds per cell before a cell is stopped")
+    kit_parser = commands.add_parser("kit", help="write the student kit (no solutions) and its zip")
+    kit_parser.add_argument("--output", type=Path, default=DEFAULT_KIT_DIR, help="kit folder (default: dist/student-kit)")
+    kit_parser.add_argument("--no-zip", action="store_true", help="write the folder only")
+    kit_parser.add_argument("names", nargs="*", help="assignments handed out so far (default: all)")
     return parser
 
 
@@ -144,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "release":
         for folder in release(course_dir, arguments.names):
             print(f"released {folder.relative_to(course_dir)}")
+        return 0
+    if arguments.command == "kit":
+        folder = student_kit(arguments.output, make_zip=not arguments.no_zip, names=arguments.names)
+        print(f"student kit: {folder}" + ("" if arguments.no_zip else f" and {folder}.zip"))
         return 0
     run = grade(course_dir, arguments.timeout)
     print(f"grades: {run.grades_csv}\nfeedback: {len(run.feedback_dirs)} submission(s) under {course_dir / 'feedback'}")

@@ -8,6 +8,7 @@ import importlib.util
 import re
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -250,3 +251,77 @@ def test_committed_release_is_what_the_script_generates_from_source(graded_cours
         regenerated = nbformat.read(_notebook_path(graded_course, "release", name), as_version=4)
         committed = nbformat.read(_notebook_path(COURSE, "release", name), as_version=4)
         assert regenerated == committed, f"{name}: release/ is stale, run make assignments"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The student kit: what students receive holds no solution, hidden test, marking guide or grader file.
+
+
+def _source_secrets(names: list[str]) -> set[str]:
+    """Every solution line, hidden-test line and marking-guide line of the source notebooks of `names`."""
+    secrets = set()
+    for name in names:
+        secrets |= _region_lines(name, SOLUTION_REGION) | _region_lines(name, HIDDEN_REGION)
+        for cell in nbformat.read(_notebook_path(COURSE, "source", name), as_version=4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution") and cell.cell_type == "markdown":
+                secrets |= {line.strip() for line in cell.source.splitlines() if len(line.strip()) > 12}
+    return {line for line in secrets if not line.startswith(("import ", "from "))}
+
+
+def _flatten(text: str) -> str:
+    """`text` with each line stripped, empty lines and comments dropped, joined by newlines."""
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+def _cell_text(content: bytes) -> str:
+    """All cell sources of a notebook's bytes."""
+    return "\n".join(cell.source for cell in nbformat.reads(content.decode(), as_version=4).cells)
+
+
+def _source_blocks(names: list[str]) -> list[str]:
+    """Every solution and hidden-test region of the source notebooks of `names`, flattened (three lines or more)."""
+    blocks = [_flatten(block) for name in names for region in (SOLUTION_REGION, HIDDEN_REGION)
+              for block in region.findall(_code_text(_notebook_path(COURSE, "source", name)))]
+    return [block for block in blocks if block.count("\n") >= 2]
+
+
+# A4's locked recipe cell trains like A3 Part 3's answer: A4 goes out after A3's deadline (assignments/README.md).
+KIT_STAGES = [NAMES[:3], NAMES]
+
+
+@pytest.mark.parametrize("released", KIT_STAGES, ids=["a1-a3", "a1-a4"])
+def test_student_kit_holds_the_course_and_no_solution(tmp_path: Path, released: list[str]) -> None:
+    kit = course.student_kit(tmp_path / "student-kit", names=released)
+    files = {path.relative_to(kit).as_posix(): path for path in kit.rglob("*") if path.is_file()}
+    assert {path.split("/")[2] for path in files if path.startswith("assignments/release/")} == set(released)
+    for name in released:  # the released notebooks, byte for byte, and the course around them
+        released = f"assignments/release/{name}/{name}.ipynb"
+        assert files[released].read_bytes() == (COURSE / "release" / name / f"{name}.ipynb").read_bytes()
+    assert {"README.md", "Makefile", "pyproject.toml", "pspnet_lib/layers.py", "assignments/README.md"} <= set(files)
+    assert any(path.startswith("notebooks/0") for path in files)
+    forbidden_paths = ("assignments/source", "gradebook", "feedback", "submitted", "autograded", "course.py",
+                       "nbgrader_config.py", "grader", ".npz", "tests/")
+    assert not [path for path in files if any(part in path for part in forbidden_paths)]
+    source_files = {path.relative_to(COURSE / "source").as_posix() for path in (COURSE / "source").rglob("*")}
+    assert not [path for path in files if path.removeprefix("assignments/source/") in source_files - {""}
+                and not path.startswith("assignments/release/")]
+    secrets = _source_secrets(NAMES if released == NAMES[:3] else NAMES[3:])
+    markers = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "marking guide")
+    with zipfile.ZipFile(f"{kit}.zip") as archive:
+        zipped = {member: archive.read(member) for member in archive.namelist() if not member.endswith("/")}
+    assert {member.split("/", 1)[1] for member in zipped} == set(files), "the zip holds what the folder holds"
+    blocks = _source_blocks(NAMES if released == NAMES[:3] else NAMES[3:])
+    for path, content in zipped.items():
+        text = content.decode("utf-8", errors="ignore")
+        assert not [marker for marker in markers if marker.lower() in text.lower()], f"{path} holds a marker"
+        if "/assignments/" in path:  # the notebooks teach some of the same lines; whole answers must not appear
+            assert not [line for line in secrets if line in text], f"{path} holds a solution or hidden-test line"
+        if path.endswith((".ipynb", ".py", ".md")):
+            flat = _flatten(_cell_text(content) if path.endswith(".ipynb") else text)
+            assert not [block for block in blocks if block in flat], f"{path} holds a whole solution or hidden test"
+
+
+def test_student_kit_refuses_to_write_into_the_project_outside_dist() -> None:
+    with pytest.raises(ValueError, match="dist"):
+        course.student_kit(ROOT / "notebooks" / "kit")
