@@ -34,15 +34,19 @@ def plot_training_curves(history: Sequence[Mapping[str, float]] | Path) -> Figur
 
 
 def draw_training_curves(figure, rows: Sequence[Mapping[str, float]]) -> None:
-    """Draw loss and mIoU curves side by side on a figure or sub-figure."""
+    """Draw loss and mIoU curves side by side: one colour per quantity, training solid, validation dashed."""
     loss_axes, miou_axes = figure.subplots(1, 2)
     epochs = [row["epoch"] for row in rows]
     for axes, suffix, title in ((loss_axes, "loss", "Loss"), (miou_axes, "miou", "mIoU")):
-        for column in _history_columns(rows, suffix):
-            axes.plot(epochs, [row.get(column, math.nan) for row in rows], marker="o", label=column)
+        columns = _history_columns(rows, suffix)
+        quantities = list(dict.fromkeys(column.removeprefix("val_") for column in columns))
+        for column in columns:
+            style = "--" if column.startswith("val_") else "-"
+            colour = f"C{quantities.index(column.removeprefix('val_'))}"
+            axes.plot(epochs, [row.get(column, math.nan) for row in rows], style, color=colour, marker="o", label=column)
         axes.set(title=title, xlabel="epoch")
         if axes.lines:
-            axes.legend(fontsize="small")
+            axes.legend(fontsize="small", title="train solid, val_ dashed", title_fontsize="small")
 
 
 def plot_per_class_iou(per_class_iou: Sequence[float], class_names: Sequence[str] = CLASS_NAMES) -> Figure:
