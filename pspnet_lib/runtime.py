@@ -2,7 +2,7 @@
 Kaggle credentials, a dataset attached to a Kaggle notebook, Google Drive for run folders that must
 survive a disconnected runtime.
 
-Standard library only at import: Google's `google.colab` module and the data package are imported inside
+Standard library (and `pspnet_lib.config`) only at import: Google's `google.colab` module and the data package are imported inside
 the functions that need them, so this module imports on any machine (a GPU server without Jupyter too).
 """
 
@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+
+from pspnet_lib.config import data_root
 
 PLATFORMS = ("colab", "kaggle", "local")
 PLATFORM_NAMES = {"colab": "Google Colab", "kaggle": "a Kaggle notebook", "local": "this machine"}
@@ -180,6 +182,15 @@ def obtain_real_pairs(
     except DataError as error:
         reason = str(error).split(". ")[0]
         raise StopNotebook(f"{reason}. {how_to_get_real_pairs(platform, synthetic_switch)}") from None
+
+
+def display_path(path: str | Path, base: str | Path | None = None) -> str:
+    """`path` relative to `base` (default: the folder holding the data folder, i.e. the course) when inside it."""
+    path, base = Path(path), Path(base) if base is not None else data_root().parent
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def mount_drive_runs(mount_point: str | Path = DRIVE_MOUNT_POINT, folder: str | Path = DRIVE_RUNS_FOLDER) -> Path:
