@@ -15,7 +15,7 @@ from PIL import Image
 
 from bench.nearest_colour import nearest_palette_ids_per_pixel
 from bench.results import Row
-from bench.targets import PIPELINE_MIN_SPEEDUP, speedup, speedup_met
+from bench.targets import PIPELINE_MIN_PAIRS_PER_SECOND, PIPELINE_MIN_SPEEDUP, rate_met, speedup, speedup_met
 from bench.timing import timed
 from pspnet_lib.data import IGNORE_LABEL, list_pairs, read_pair, resolve_dataset_dirs
 
@@ -75,25 +75,32 @@ def loop_rate(paths: list[Path], read: PairLoader, size: int) -> float:
     return len(paths) / seconds
 
 
-def tf_data_rate(root: Path, size: int, limit: int, batch_size: int = 8) -> float:
-    """Pairs per second of the library's augmented tf.data pipeline over `limit` training files (first batch untimed)."""
+def epoch_rates(root: Path, size: int, limit: int, batch_size: int = 8, later_epochs: int = 2) -> tuple[float, float]:
+    """Pairs per second of the library's augmented, shuffled training pipeline over `limit` files.
+
+    (first epoch, later epochs): the first decodes every JPEG and label (and fills the cache); the later
+    ones, timed together, read the cache and only augment. Iterator start-up counts, as in training.
+    """
     from pspnet_lib.data import make_dataset
 
     dataset = make_dataset(
         root, "train", image_size=size, batch_size=batch_size, augment=True, shuffle=True, limit=limit
     )
-    iterator = iter(dataset.repeat())
-    next(iterator)  # builds the graph and starts the worker threads
-    batches = max(1, limit // batch_size)
-    _, seconds = timed(lambda: [next(iterator) for _ in range(batches)])
-    return batches * batch_size / seconds
+
+    def one_epoch() -> int:
+        """Iterate the dataset once; the number of pairs seen."""
+        return sum(int(labels.shape[0]) for _, labels in dataset)
+
+    pairs, first_seconds = timed(one_epoch)
+    later_pairs, later_seconds = timed(lambda: sum(one_epoch() for _ in range(later_epochs)))
+    return pairs / first_seconds, later_pairs / later_seconds
 
 
-def pipeline_rows(root: Path, size: int = 256, tf_data_files: int = 200, loop_files: int = 12) -> list[Row]:
-    """Rows: tf.data, plain tutorial loop, vectorised loop (pairs/s) and the speed-up against the target."""
+def pipeline_rows(root: Path, size: int = 256, tf_data_files: int = 800, loop_files: int = 12) -> list[Row]:
+    """Rows: tf.data first and later epoch, plain tutorial loop, vectorised loop (pairs/s), against the targets."""
     paths = list_pairs(resolve_dataset_dirs(root).train)
     tf_data_files, loop_files = min(tf_data_files, len(paths)), min(loop_files, len(paths))
-    pipeline = tf_data_rate(root, size, tf_data_files)
+    first, pipeline = epoch_rates(root, size, tf_data_files)
     plain = loop_rate(paths[:loop_files], tutorial_read_pair, size)
     vectorised = loop_rate(paths[:tf_data_files], read_pair, size)
     ratio = speedup(pipeline, plain)
@@ -101,10 +108,19 @@ def pipeline_rows(root: Path, size: int = 256, tf_data_files: int = 200, loop_fi
     return [
         Row(
             "pipeline",
-            "tf.data pipeline (make_dataset)",
+            "tf.data pipeline (make_dataset), first epoch",
+            first,
+            "pairs/s",
+            f"{where}, {tf_data_files} files: JPEG and colour decoding, fills the cache",
+        ),
+        Row(
+            "pipeline",
+            "tf.data pipeline (make_dataset), later epochs",
             pipeline,
             "pairs/s",
-            f"{where}, {tf_data_files} files",
+            f"{where}, {tf_data_files} files: from the cache, augmented anew",
+            f">= {PIPELINE_MIN_PAIRS_PER_SECOND:g} pairs/s",
+            rate_met(pipeline),
         ),
         Row(
             "pipeline",
@@ -122,7 +138,7 @@ def pipeline_rows(root: Path, size: int = 256, tf_data_files: int = 200, loop_fi
         ),
         Row(
             "pipeline",
-            "tf.data speed-up over the plain loop",
+            "tf.data speed-up over the plain loop (later epochs)",
             ratio,
             "x",
             "",

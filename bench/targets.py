@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 PIPELINE_MIN_SPEEDUP = 10.0
+PIPELINE_MIN_PAIRS_PER_SECOND = 300.0  # augmented 256 px pairs after the first epoch, 2 CPU cores (keeps a GPU fed)
 NOTEBOOK_LIMITS_SECONDS = {"fast": 60.0, "default": 300.0}
 # Notebooks allowed longer than the default limit in default mode (file name -> seconds).
 NOTEBOOK_DEFAULT_EXCEPTIONS = {"08_ablation_pyramid_pooling.ipynb": 600.0}
@@ -22,6 +23,11 @@ def speedup(fast_rate: float | None, slow_rate: float | None) -> float | None:
 def speedup_met(ratio: float | None, minimum: float = PIPELINE_MIN_SPEEDUP) -> bool:
     """True when the measured speed-up reaches `minimum` (a missing ratio never meets a target)."""
     return ratio is not None and ratio >= minimum
+
+
+def rate_met(rate: float | None, minimum: float = PIPELINE_MIN_PAIRS_PER_SECOND) -> bool:
+    """True when a measured rate reaches `minimum` (a missing rate never meets a target)."""
+    return rate is not None and rate >= minimum
 
 
 def leader_ahead(scores: dict[str, float | None], leader: str = LEARNING_LEADER) -> bool:

@@ -165,3 +165,63 @@ def test_crop_size_must_fit_the_scene_and_needs_augmentation(synthetic_pairs) ->
         make_dataset(synthetic_pairs, "train", image_size=32, crop_size=48)
     with pytest.raises(ValueError, match="crop_size"):
         make_dataset(synthetic_pairs, "val", image_size=64, crop_size=32)
+
+
+def epochs(dataset, count: int = 2) -> list[np.ndarray]:
+    """The labels of `count` whole epochs of `dataset`, each concatenated over its batches."""
+    return [np.concatenate([label.numpy() for _, label in dataset]) for _ in range(count)]
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_each_epoch_augments_anew_and_one_seed_repeats_every_epoch(synthetic_pairs, cache) -> None:
+    def run(limit: int, shuffle: bool) -> list[np.ndarray]:
+        options = dict(image_size=48, batch_size=2, limit=limit, shuffle=shuffle, cache=cache, seed=5)
+        return epochs(make_dataset(synthetic_pairs, "train", **options), 3)
+
+    for limit, shuffle in ((1, False), (4, True)):  # one image unshuffled: the case that never changed before
+        first_run, second_run = run(limit, shuffle), run(limit, shuffle)
+        for epoch_a, epoch_b in zip(first_run, second_run, strict=True):
+            np.testing.assert_array_equal(epoch_a, epoch_b)
+        assert not np.array_equal(first_run[0], first_run[1])
+        assert not np.array_equal(first_run[1], first_run[2])
+
+
+def test_a_half_scale_crop_is_the_scene_resized_with_nearest_and_padded(synthetic_pairs) -> None:
+    """Scale pinned to 1/2: the 64 px crop holds the scene at 32 px (NEAREST, corners aligned) and padding."""
+    options = {"image_size": 64, "batch_size": 4, "shuffle": False, "limit": 4}
+    scenes = next(iter(make_dataset(synthetic_pairs, "train", augment=False, **options)))[1].numpy()
+    crops = next(iter(make_dataset(synthetic_pairs, "train", scale_range=(0.5, 0.5), **options)))
+    rows = np.round(np.arange(32) * 63 / 31).astype(int)
+    flipped = 0
+    for scene, image, crop in zip(scenes, crops[0].numpy(), crops[1].numpy(), strict=True):
+        expected = np.full((64, 64), IGNORE_LABEL, np.int32)
+        expected[:32, :32] = scene[np.ix_(rows, rows)]
+        is_flipped = not np.array_equal(crop, expected)
+        flipped += is_flipped
+        np.testing.assert_array_equal(crop, expected[:, ::-1] if is_flipped else expected)
+        padding = np.ones((64, 64), bool)
+        padding[:32, :32] = False
+        padding = padding[:, ::-1] if is_flipped else padding
+        assert np.all(image[padding] == 0.0) and image[~padding].mean() > 0.1
+    assert flipped in (1, 2, 3)  # four pairs: both outcomes of the coin show up for this seed
+
+
+def test_decoded_pairs_are_cached_in_a_file_named_after_the_set(synthetic_pairs, tmp_path) -> None:
+    options = dict(image_size=32, batch_size=4, augment=False, shuffle=False)
+    reference = epochs(make_dataset(synthetic_pairs, "val", cache=False, **options), 1)[0]
+    cached = make_dataset(synthetic_pairs, "val", cache=str(tmp_path / "val"), **options)
+    for labels in epochs(cached, 2):
+        np.testing.assert_array_equal(labels, reference)
+    assert len({path.name.split(".")[0] for path in tmp_path.glob("val-*")}) == 1
+    fewer = epochs(make_dataset(synthetic_pairs, "val", cache=str(tmp_path / "val"), limit=2, **options), 1)[0]
+    np.testing.assert_array_equal(fewer, reference[:2])  # a smaller set never reads the cache of the larger
+    assert len({path.name.split(".")[0] for path in tmp_path.glob("val-*")}) == 2
+
+
+def test_the_default_cache_is_memory_within_the_budget_only() -> None:
+    from pspnet_lib.data.pipeline import MEMORY_CACHE_BUDGET_BYTES, fits_memory_budget
+
+    assert fits_memory_budget(2975, (256, 256))  # the full Kaggle train split at 256 px: 0.78 GB
+    assert not fits_memory_budget(2975, (512, 1024))
+    assert fits_memory_budget(1, (4, 4), budget=64) and not fits_memory_budget(1, (4, 4), budget=63)
+    assert MEMORY_CACHE_BUDGET_BYTES >= 2975 * 256 * 256 * 4

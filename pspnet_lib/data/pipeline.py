@@ -1,13 +1,17 @@
 """The tf.data input pipeline: pair files -> (image float32 [0, 1] (B, H, W, 3), label int32 (B, H, W)).
 
-Augmentation (random scale, pad, crop, horizontal flip; identical for image and label) uses stateless
-random ops seeded by `(seed, position in the epoch)`, so batches are reproducible for a seed however
-many threads map in parallel. With shuffling on, each epoch visits the files in a new (seeded) order,
-so a file gets a different augmentation every epoch.
+Stages: read and decode each file once (JPEG, colour -> class ids), resize it to the working size
+(labels with NEAREST) and keep it as uint8; cache those small pairs (in memory when they fit a budget,
+or in a file), so later epochs skip the JPEG and colour work; shuffle; batch; then augment whole batches
+in one op (random scale, pad, crop and flip of image and label through the same boxes of
+`tf.image.crop_and_resize`). The random numbers come from a seeded stream that is re-drawn every epoch
+(`tf.data.Dataset.random(rerandomize_each_iteration=True)`): each epoch sees new crops, and two runs
+with one seed see the same ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import tensorflow as tf
@@ -18,6 +22,7 @@ from pspnet_lib.data.palette import DEFAULT_MAX_DISTANCE, IGNORE_LABEL, decode_m
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SCALE_RANGE = (0.5, 2.0)  # random scaling of training scenes, relative to the crop size
+MEMORY_CACHE_BUDGET_BYTES = 2 * 2**30  # cache=None keeps the decoded pairs in memory up to this size
 
 
 def image_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -52,29 +57,64 @@ def resize_pair(image: tf.Tensor, label: tf.Tensor, size: tf.Tensor) -> tuple[tf
     return resized_image, resized_label
 
 
-def pad_to_at_least(image: tf.Tensor, label: tf.Tensor, size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
-    """Pad bottom and right up to `size`: the image with 0, the label with IGNORE_LABEL."""
-    shape = tf.shape(label)
-    padding = [[0, tf.maximum(size[0] - shape[0], 0)], [0, tf.maximum(size[1] - shape[1], 0)]]
-    return tf.pad(image, padding + [[0, 0]]), tf.pad(label, padding, constant_values=IGNORE_LABEL)
+def to_uint8(image: tf.Tensor) -> tf.Tensor:
+    """Float pixel values in [0, 255] rounded to uint8."""
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
-def random_crop_pair(
-    image: tf.Tensor, label: tf.Tensor, size: tuple[int, int], seed: tf.Tensor
+def load_scene(path: tf.Tensor, size: tuple[int, int], max_distance: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """One pair file at the working `size`: (photo uint8 (H, W, 3), train ids uint8 (H, W)), ready to cache."""
+    photo, ids = load_pair(path, max_distance)
+    photo, ids = resize_pair(tf.cast(photo, tf.float32), ids, size)
+    return to_uint8(photo), ids
+
+
+def random_boxes(
+    count: tf.Tensor,
+    size: tuple[int, int],
+    scale_range: tuple[float, float],
+    seed: tf.Tensor,
+    scale_base: tuple[int, int],
+) -> tf.Tensor:
+    """`count` boxes for `tf.image.crop_and_resize`: random scale of `scale_base`, `size` crop, flip (x1 > x2).
+
+    Box coordinates are normalised so that 0 and 1 are a scene's first and last pixel; a scene scaled to
+    `scaled` pixels has its pixel j at j / (scaled - 1), so parts of a crop beyond 1 are padding.
+    """
+    scale_seed, crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    scale = tf.random.stateless_uniform([count, 1], scale_seed, minval=scale_range[0], maxval=scale_range[1])
+    scaled = tf.maximum(tf.round(tf.constant(scale_base, tf.float32) * scale), 2.0)  # (count, 2): h, w
+    out = tf.constant(size, tf.float32)
+    room = tf.maximum(scaled - out, 0.0)
+    start = tf.floor(tf.random.stateless_uniform([count, 2], crop_seed) * (room + 1.0))
+    first, last = start / (scaled - 1.0), (start + out - 1.0) / (scaled - 1.0)
+    flip = tf.random.stateless_uniform([count], flip_seed) < 0.5
+    left = tf.where(flip, last[:, 1], first[:, 1])
+    right = tf.where(flip, first[:, 1], last[:, 1])
+    return tf.stack([first[:, 0], left, last[:, 0], right], axis=1)
+
+
+def augment_batch(
+    images: tf.Tensor,
+    labels: tf.Tensor,
+    size: tuple[int, int],
+    scale_range: tuple[float, float],
+    seed: tf.Tensor,
+    scale_base: tuple[int, int] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """The same random `size` window of image and label."""
-    room = tf.shape(label) - tf.constant(size)
-    top_left = tf.cast(tf.random.stateless_uniform([2], seed) * tf.cast(room + 1, tf.float32), tf.int32)
-    top, left = top_left[0], top_left[1]
-    return image[top : top + size[0], left : left + size[1]], label[
-        top : top + size[0], left : left + size[1]
-    ]
+    """Scale each scene of a batch to `scale_base` (default `size`) times a random scale, pad, crop `size`, flip.
 
-
-def random_flip_pair(image: tf.Tensor, label: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Mirror image and label left-right together, with probability 1/2."""
-    flip = tf.random.stateless_uniform([], seed) < 0.5
-    return tf.where(flip, tf.reverse(image, [1]), image), tf.where(flip, tf.reverse(label, [1]), label)
+    Image and label go through the same box: the image bilinearly (padding 0), the label with NEAREST
+    (padding IGNORE_LABEL). Returns (float32 images in the input's range, uint8 labels).
+    """
+    count = tf.shape(labels)[0]
+    boxes = random_boxes(count, size, scale_range, seed, scale_base or size)
+    which = tf.range(count)
+    images = tf.image.crop_and_resize(images, boxes, which, size, method="bilinear", extrapolation_value=0.0)
+    labels = tf.image.crop_and_resize(
+        labels[..., None], boxes, which, size, method="nearest", extrapolation_value=IGNORE_LABEL
+    )
+    return images, tf.cast(labels[..., 0], tf.uint8)
 
 
 def augment_pair(
@@ -85,28 +125,42 @@ def augment_pair(
     seed: tf.Tensor,
     scale_base: tuple[int, int] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Resize to `scale_base` (default `size`) times a random scale, pad, crop to `size` and flip, identically."""
-    scale_seed, crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    scale = tf.random.stateless_uniform([], scale_seed, minval=scale_range[0], maxval=scale_range[1])
-    base = tf.constant(scale_base or size, tf.float32)
-    scaled = tf.maximum(tf.cast(tf.round(base * scale), tf.int32), 1)
-    image, label = resize_pair(image, label, scaled)
-    image, label = pad_to_at_least(image, label, size)
-    image, label = random_crop_pair(image, label, size, crop_seed)
-    return random_flip_pair(image, label, flip_seed)
+    """`augment_batch` for one pair: random scale, pad, crop to `size` and flip, identical for image and label."""
+    images, labels = augment_batch(image[None], label[None], size, scale_range, seed, scale_base)
+    return images[0], labels[0]
 
 
-def raw_pairs(
-    paths: list[Path], shuffle: bool, cache: bool | str, seed: int, shuffle_buffer: int, max_distance: float
+def cache_file_name(cache: str | Path, paths: list[Path], size: tuple[int, int], max_distance: float) -> str:
+    """`cache` with a fingerprint of the files, size and colour distance, so a changed set never reuses a stale cache."""
+    fingerprint = hashlib.sha256(repr((size, max_distance)).encode())
+    for path in paths:
+        stat = path.stat()
+        fingerprint.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return f"{cache}-{fingerprint.hexdigest()[:12]}"
+
+
+def fits_memory_budget(count: int, size: tuple[int, int], budget: int = MEMORY_CACHE_BUDGET_BYTES) -> bool:
+    """True when `count` decoded uint8 pairs (photo and ids) at `size` take at most `budget` bytes."""
+    return count * size[0] * size[1] * 4 <= budget
+
+
+def scenes(
+    paths: list[Path],
+    size: tuple[int, int],
+    shuffle: bool,
+    cache: bool | str,
+    seed: int,
+    shuffle_buffer: int,
+    max_distance: float,
 ) -> tf.data.Dataset:
-    """Decoded (photo uint8, ids uint8) pairs; shuffled as file names, or after the cache when caching."""
+    """Decoded (photo uint8, ids uint8) pairs at `size`; shuffled as file names, or after the cache when caching."""
     files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
+    if not cache and shuffle:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    pairs = files.map(lambda path: load_scene(path, size, max_distance), num_parallel_calls=AUTOTUNE)
     if not cache:
-        if shuffle:
-            files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-        return files.map(lambda path: load_pair(path, max_distance), num_parallel_calls=AUTOTUNE)
-    pairs = files.map(lambda path: load_pair(path, max_distance), num_parallel_calls=AUTOTUNE)
-    pairs = pairs.cache("" if cache is True else str(cache))
+        return pairs
+    pairs = pairs.cache("" if cache is True else cache_file_name(cache, paths, size, max_distance))
     if shuffle:
         pairs = pairs.shuffle(min(len(paths), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     return pairs
@@ -120,7 +174,7 @@ def make_dataset(
     augment: bool | None = None,
     scale_range: tuple[float, float] = DEFAULT_SCALE_RANGE,
     shuffle: bool | None = None,
-    cache: bool | str = False,
+    cache: bool | str | None = None,
     seed: int = 0,
     limit: int | None = None,
     skip_bad: bool = False,
@@ -131,11 +185,14 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of (image float32 [0, 1] (B, H, W, 3), label int32 (B, H, W)) from the pairs of `split` under `root`.
 
-    `augment` and `shuffle` default to on for "train" only; `cache` keeps decoded pairs in memory (True)
-    or in a file (a path); `limit` takes the first files only; `skip_bad` leaves unusable files out
-    with a warning instead of raising. Every file is fully decoded once up front (~0.5 ms each), so a
-    corrupt file is reported by name here rather than failing deep inside TensorFlow mid-epoch.
-    `crop_size` (augmented batches only) cuts training crops of that size from scenes resized to
+    `augment` and `shuffle` default to on for "train" only. `cache` keeps the decoded pairs (uint8, at
+    `image_size`) after the first epoch: None (default) in memory when they fit
+    `MEMORY_CACHE_BUDGET_BYTES` (2975 pairs at 256 px: 0.8 GB), else not at all; True in memory; a path
+    in files named after it (plus a fingerprint of the set); False never. `limit` takes the first files
+    only; `skip_bad` leaves unusable files out with a warning instead of raising. Every file is fully
+    decoded once up front (~0.5 ms each), so a corrupt file is reported by name here rather than failing
+    deep inside TensorFlow mid-epoch. Augmentation is new every epoch and the same for two runs with one
+    `seed`. `crop_size` (augmented batches only) cuts training crops of that size from scenes resized to
     `image_size`, each scene scaled by `scale_range` relative to its own size, as the paper's 713 px crops
     of 2048x1024 Cityscapes scenes.
     """
@@ -153,16 +210,20 @@ def make_dataset(
             f"crop_size {crop_size!r} needs augment=True and must fit in image_size {image_size!r} (crops are cut from scenes)"
         )
     paths = usable_pairs(list_pairs(resolve_dataset_dirs(root).split(split))[:limit], skip_bad=skip_bad)
+    cache = fits_memory_budget(len(paths), size) if cache is None else cache
+    batches = scenes(paths, size, shuffle, cache, seed, shuffle_buffer, max_distance).batch(
+        batch_size, drop_remainder=drop_remainder
+    )
+    epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
-    def prepare(index: tf.Tensor, pair: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        """Scale to [0, 1], resize, maybe augment; label to int32."""
-        image, label = resize_pair(tf.cast(pair[0], tf.float32) / 255.0, pair[1], size)
-        if augment:
-            image, label = augment_pair(
-                image, label, out_size, scale_range, tf.stack([tf.constant(seed, tf.int64), index]), size
-            )
-        return tf.ensure_shape(image, (*out_size, 3)), tf.ensure_shape(tf.cast(label, tf.int32), out_size)
+    def prepare(pair: tuple[tf.Tensor, tf.Tensor], batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Maybe augment a batch (one seed per batch and epoch); image to float32 [0, 1], label to int32."""
+        images, labels = pair
+        if augment:  # straight from uint8: crop_and_resize returns float32 and reads 4x fewer bytes
+            seed_pair = tf.stack([batch_seed, tf.constant(seed, tf.int64)])
+            images, labels = augment_batch(images, labels, out_size, scale_range, seed_pair, size)
+        images = tf.ensure_shape(tf.cast(images, tf.float32) / 255.0, (None, *out_size, 3))
+        return images, tf.ensure_shape(tf.cast(labels, tf.int32), (None, *out_size))
 
-    dataset = raw_pairs(paths, shuffle, cache, seed, shuffle_buffer, max_distance).enumerate()
-    dataset = dataset.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+    dataset = tf.data.Dataset.zip(batches, epoch_seeds).map(prepare, num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE)
