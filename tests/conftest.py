@@ -21,3 +21,32 @@ from pspnet_lib.data.synthetic import write_synthetic_dataset  # noqa: E402
 def synthetic_pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Root of a synthetic dataset (8 train + 4 val pairs, seed 0) shared by the session; do not modify it."""
     return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic_pairs"), num_train=8, num_val=4, seed=0)
+
+
+REAL_PAIRS_MISSING = (
+    "real Cityscapes pairs not found: set CITYSCAPES_PAIRS_DIR or see README 'Getting the real set'"
+)
+
+
+@pytest.fixture(scope="session")
+def real_pairs() -> Path:
+    """Root of the real Cityscapes pairs (train/ and val/) when found; every `realdata` test skips otherwise."""
+    from pspnet_lib.data import find_cityscapes_pairs
+
+    root = find_cityscapes_pairs()
+    if root is None:
+        pytest.skip(REAL_PAIRS_MISSING)
+    return root
+
+
+@pytest.fixture
+def isolated_search(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No real dataset anywhere: data dir, kagglehub cache and /kaggle/input all point into an empty tmp folder."""
+    from pspnet_lib.data import locate
+
+    monkeypatch.delenv(locate.PAIRS_DIR_ENV, raising=False)
+    monkeypatch.delenv(locate.DATASET_CHOICE_ENV, raising=False)
+    monkeypatch.setenv("PSPNET_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv(locate.KAGGLEHUB_CACHE_ENV, str(tmp_path / "kagglehub"))
+    monkeypatch.setattr(locate, "KAGGLE_INPUT_DIR", tmp_path / "kaggle_input")
+    return tmp_path

@@ -15,6 +15,8 @@ from pspnet_lib.data.synthetic import ensure_synthetic_dataset
 DATASET_HANDLE = "dansbecker/cityscapes-image-pairs"
 DATASET_URL = f"https://www.kaggle.com/datasets/{DATASET_HANDLE}"
 PAIRS_DIR_ENV = "CITYSCAPES_PAIRS_DIR"
+DATASET_CHOICE_ENV = "PSPNET_DATASET"  # "synthetic" forces the synthetic city (stored notebook outputs), "real" requires the pairs
+DATASET_CHOICES = ("auto", "synthetic", "real")
 KAGGLEHUB_CACHE_ENV = "KAGGLEHUB_CACHE"
 KAGGLE_INPUT_DIR = Path("/kaggle/input/cityscapes-image-pairs")
 KAGGLE_ADDRESS = ("www.kaggle.com", 443)
@@ -138,18 +140,35 @@ def find_cityscapes_pairs() -> Path | None:
     return None
 
 
+def dataset_choice() -> str:
+    """$PSPNET_DATASET: "auto" (unset: the real pairs when found), "synthetic" or "real"; anything else raises."""
+    choice = os.environ.get(DATASET_CHOICE_ENV, "").strip().lower() or "auto"
+    if choice not in DATASET_CHOICES:
+        raise DataError(
+            f"${DATASET_CHOICE_ENV} must be one of {', '.join(DATASET_CHOICES)} (or unset), "
+            f"got {os.environ[DATASET_CHOICE_ENV]!r}"
+        )
+    return choice
+
+
 def default_dataset(
     synthetic_root: str | Path | None = None, num_train: int = 200, num_val: int = 50, seed: int = 0
 ) -> Path:
-    """The real pairs when found, else the synthetic city (generated on first use); prints one line saying which."""
-    real = find_cityscapes_pairs()
+    """The real pairs when found, else the synthetic city (generated on first use); prints one line saying which.
+
+    $PSPNET_DATASET=synthetic takes the synthetic city even when the real pairs are here (so stored
+    notebook outputs never show them); $PSPNET_DATASET=real raises when they are not found.
+    """
+    choice = dataset_choice()
+    real = None if choice == "synthetic" else find_cityscapes_pairs()
     if real is not None:
         print(f"Using the real Cityscapes pairs at {real}.")
         return real
+    if choice == "real":
+        raise DataError(f"${DATASET_CHOICE_ENV}=real but the real Cityscapes pairs were not found. {how_to_get()}")
     root = ensure_synthetic_dataset(synthetic_root, num_train, num_val, seed)
-    print(
-        f"Real Cityscapes pairs not found; using the synthetic city at {root} ({num_train} train / {num_val} val)."
-    )
+    reason = f"${DATASET_CHOICE_ENV}=synthetic" if choice == "synthetic" else "Real Cityscapes pairs not found"
+    print(f"{reason}; using the synthetic city at {root} ({num_train} train / {num_val} val).")
     return root
 
 
