@@ -1,11 +1,13 @@
 # pspnet-course: `make lab` opens the course, `make test` proves it works.
-# Both create .venv (Python 3.11) with the project installed in editable mode when it is missing
-# or older than pyproject.toml. TensorFlow is chosen per machine, never two builds at once:
+# Both create .venv (Python 3.11, 3.12 or 3.13; 3.11 preferred) with the project installed in editable mode
+# when it is missing or older than pyproject.toml or the exact pins in requirements/constraints.txt.
+# TensorFlow is chosen per machine, never two builds at once:
 #   macOS -> tensorflow;  Linux with an NVIDIA GPU (nvidia-smi works, or GPU=1) -> tensorflow[and-cuda];
 #   Linux without one (or GPU=0) -> tensorflow-cpu.
 
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+CONSTRAINTS := requirements/constraints.txt
 VENV := .venv
 BIN := $(VENV)/bin
 UNAME_S := $(shell uname -s)
@@ -25,7 +27,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 PYTEST_ARGS ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: setup browser-deps lab test notebooks bench lint assignments grade clean-venv help
+.PHONY: setup browser-deps lab test notebooks bench lint assignments grade clean-venv help course-url dist constraints
 
 help:
 	@echo "make lab        install if needed, then open JupyterLab on notebooks/"
@@ -36,11 +38,14 @@ help:
 	@echo "make assignments  generate the student versions into assignments/release/ (nbgrader)"
 	@echo "make grade      autograde assignments/submitted/, write feedback HTML and grades CSV"
 	@echo "make lint       ruff"
+	@echo "make course-url URL=https://github.com/ORG/REPO  point the notebooks' first cell and README links at a fork"
+	@echo "make dist       build the library's wheel and sdist into dist/"
+	@echo "make constraints  re-pin requirements/constraints.txt from .venv (after changing a requirement)"
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"pspnet-course needs Python 3.11, found {sys.version.split()[0]} at {sys.executable}; set PYTHON=/path/to/python3.11"'
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13), f"pspnet-course needs Python 3.11, 3.12 or 3.13, found {sys.version.split()[0]} at {sys.executable}; set PYTHON=/path/to/python3.11"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@# Remove any other TensorFlow build first: tensorflow and tensorflow-cpu overwrite each other's files.
@@ -49,8 +54,8 @@ $(STAMP): pyproject.toml
 	  if [ "$$other" != "$$want" ] && $(BIN)/python -m pip show --quiet $$other >/dev/null 2>&1; then \
 	    echo "Removing $$other (switching to $$want)"; $(BIN)/python -m pip uninstall --yes --quiet $$other; fi; \
 	done
-	$(BIN)/python -m pip install --quiet -e ".[$(TF_EXTRA),dev]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name pspnet-course --display-name "Python 3.11 (pspnet-course)" >/dev/null
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[$(TF_EXTRA),lab,dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name pspnet-course --display-name "Python 3 (pspnet-course)" >/dev/null
 	@-$(MAKE) --no-print-directory browser-deps
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
@@ -89,7 +94,26 @@ grade: setup
 	$(BIN)/python assignments/course.py grade
 
 lint: setup
-	$(BIN)/ruff check pspnet_lib tests bench assignments/course.py
+	$(BIN)/ruff check pspnet_lib tests bench tools assignments/course.py
+
+# Point the course at a fork: the notebooks' first cell, the README's Colab/Kaggle links, pyproject's url.
+course-url: setup
+	@test -n "$(URL)" || { echo "usage: make course-url URL=https://github.com/ORG/REPO"; exit 2; }
+	$(BIN)/python tools/course_url.py "$(URL)"
+
+# The library alone, as a wheel and an sdist in dist/ (pip install dist/pspnet_course-*.whl).
+dist: setup
+	rm -f dist/pspnet_course-*
+	$(BIN)/python -m build --outdir dist .
+
+# Exact versions of everything in .venv, for reproducible installs (commit the result). The other
+# TensorFlow builds (tensorflow for macOS and GPUs) get the same version as the one installed here.
+constraints: setup
+	@{ echo "# Exact versions for make setup (pip install -c), written by \`make constraints\` from a working .venv."; \
+	  freeze=$$($(BIN)/python -m pip freeze --exclude-editable | grep -v '^#'); \
+	  { echo "$$freeze"; echo "$$freeze" | sed -n "s/^tensorflow[-_]cpu==/tensorflow==/p"; } | LC_ALL=C sort -f -u; } > $(CONSTRAINTS)
+	@echo "Wrote $(CONSTRAINTS): $$(grep -c '==' $(CONSTRAINTS)) pins"
+	@touch $(STAMP)  # the venv is where these pins come from: no reinstall needed
 
 clean-venv:
 	rm -rf $(VENV)

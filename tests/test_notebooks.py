@@ -10,6 +10,9 @@ solutions. (Running them is nbval's job: `pytest --nbval-lax ... notebooks/`.)
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -161,3 +164,92 @@ def test_each_code_cell_follows_a_markdown_explanation(notebook) -> None:
     for previous, cell in zip(notebook.cells[1:], notebook.cells[2:], strict=False):
         if cell.cell_type == "code" and not _is_solution(cell):
             assert previous.cell_type == "markdown", f"no markdown 'why' before:\n{cell.source}"
+
+
+def _course_copy(tmp_path: Path) -> Path:
+    """What `make course-url` touches, copied: pyproject.toml, README.md and the notebooks."""
+
+    root = NOTEBOOK_DIR.parent
+    shutil.copy(root / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copy(root / "README.md", tmp_path / "README.md")
+    (tmp_path / "notebooks").mkdir()
+    for path in NOTEBOOKS:
+        shutil.copy(path, tmp_path / "notebooks" / path.name)
+    return tmp_path
+
+
+def _run_course_url(*args: str) -> subprocess.CompletedProcess:
+    script = NOTEBOOK_DIR.parent / "tools" / "course_url.py"
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_course_url_writes_the_address_into_every_first_cell_and_the_readme_links(tmp_path) -> None:
+    copy = _course_copy(tmp_path)
+    copied = {path.name: _load(path) for path in (copy / "notebooks").glob("*.ipynb")}
+    done = _run_course_url("https://github.com/uni-lab/scene-parsing/", str(copy))
+    assert done.returncode == 0, done.stderr
+    assert course_url.course_url(copy) == "https://github.com/uni-lab/scene-parsing"
+    for original in NOTEBOOKS:
+        before, after = copied[original.name], _load(copy / "notebooks" / original.name)
+        assert after.cells[1].source == course_url.setup_cell_source(
+            "git+https://github.com/uni-lab/scene-parsing"
+        )
+        assert [c.source for c in after.cells[2:]] == [
+            c.source for c in before.cells[2:]
+        ]  # nothing else moved
+        assert after.cells[0] == before.cells[0]
+    readme = (copy / "README.md").read_text()
+    for path in NOTEBOOKS:
+        colab = (
+            f"https://colab.research.google.com/github/uni-lab/scene-parsing/blob/main/notebooks/{path.name}"
+        )
+        kaggle = f"https://kaggle.com/kernels/welcome?src=https://github.com/uni-lab/scene-parsing/blob/main/notebooks/{path.name}"
+        assert f"[Open in Colab]({colab})" in readme and f"[Open in Kaggle]({kaggle})" in readme
+    links = readme.split(course_url.README_BEGIN)[1].split(course_url.README_END)[0]
+    assert course_url.course_url() not in links
+    assert readme.count(course_url.README_BEGIN) == 1
+    assert _run_course_url("https://github.com/uni-lab/scene-parsing", str(copy)).returncode == 0
+    assert (copy / "README.md").read_text() == readme, "running it twice changes nothing"
+
+
+def test_course_url_refuses_an_address_that_is_not_a_github_repository(tmp_path) -> None:
+    copy = _course_copy(tmp_path)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    done = _run_course_url("github.com/uni-lab", str(copy))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "URL: expected a GitHub repository address like https://github.com/ORG/REPO, got 'github.com/uni-lab'"
+    )
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+def test_the_readme_links_open_the_notebooks_of_the_course_url() -> None:
+    readme = (NOTEBOOK_DIR.parent / "README.md").read_text()
+    block = course_url.readme_links_block(course_url.course_url(), [path.name for path in NOTEBOOKS])
+    assert block in readme, "README's Colab/Kaggle links are stale: run `make course-url URL=...`"
+
+
+def test_no_placeholder_address_remains() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=NOTEBOOK_DIR.parent, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    offenders = [
+        name
+        for name in tracked
+        if name.endswith((".md", ".ipynb", ".py", ".toml", ".yml", ".txt"))
+        and name != "tests/test_notebooks.py"
+        and (NOTEBOOK_DIR.parent / name).is_file()
+        and "<you>" in (NOTEBOOK_DIR.parent / name).read_text(errors="replace")
+    ]
+    assert offenders == []
+
+
+def test_make_course_url_runs_the_tool_with_the_url() -> None:
+    dry = subprocess.run(
+        ["make", "--dry-run", "course-url", "URL=https://github.com/uni-lab/scene-parsing"],
+        cwd=NOTEBOOK_DIR.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert 'tools/course_url.py "https://github.com/uni-lab/scene-parsing"' in dry

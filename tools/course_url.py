@@ -37,6 +37,14 @@ GITHUB_URL = re.compile(r"^https://github\.com/(?P<owner>[A-Za-z0-9_.-]+)/(?P<re
 URL_LINE = re.compile(r'(?m)^(\[tool\.pspnet-course\]\s*\n(?:[^\[\n].*\n|\n)*?url\s*=\s*)"[^"]*"')
 
 
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write `text` to `path` unless it already holds it (an unchanged pyproject.toml keeps .venv current)."""
+    if path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
 def notebook_paths(root: Path = ROOT) -> list[Path]:
     """The numbered course notebooks, in reading order."""
     return sorted((root / "notebooks").glob("[0-9]*.ipynb"))
@@ -93,9 +101,7 @@ def write_setup_cells(root: Path, source: str) -> list[Path]:
         cell.source = source
         cell.outputs = []  # the set-up cell shows nothing
         notebook.cells.insert(title + 1, cell)
-        text = nbformat.writes(notebook) + "\n"
-        if text != path.read_text():
-            path.write_text(text)
+        if _write_if_changed(path, nbformat.writes(notebook) + "\n"):
             changed.append(path)
     return changed
 
@@ -130,7 +136,7 @@ def write_readme_links(root: Path, url: str) -> None:
             f"{readme}: no generated links block (expected the markers {README_BEGIN!r} ... {README_END!r})"
         )
     block = readme_links_block(url, [path.name for path in notebook_paths(root)])
-    readme.write_text(pattern.sub(lambda _: block, text))
+    _write_if_changed(readme, pattern.sub(lambda _: block, text))
 
 
 def write_course_url(root: Path, url: str) -> None:
@@ -140,7 +146,7 @@ def write_course_url(root: Path, url: str) -> None:
     text, count = URL_LINE.subn(lambda m: f'{m.group(1)}"{url}"', pyproject.read_text())
     if count != 1:
         raise ValueError(f'{pyproject}: expected one `url = "..."` line under [tool.pspnet-course]')
-    pyproject.write_text(text)
+    _write_if_changed(pyproject, text)
     write_setup_cells(root, public_setup_cell(root))
     write_readme_links(root, url)
 
