@@ -151,6 +151,15 @@ def dataset_choice() -> str:
     return choice
 
 
+def shown_path(path: Path) -> str:
+    """`path` relative to the working folder when it lies under that folder's parent (a notebook's course), else as is."""
+    try:
+        Path(path).resolve().relative_to(Path.cwd().resolve().parent)
+    except ValueError:
+        return str(path)
+    return os.path.relpath(Path(path).resolve())
+
+
 def default_dataset(
     synthetic_root: str | Path | None = None, num_train: int = 200, num_val: int = 50, seed: int = 0
 ) -> Path:
@@ -162,13 +171,13 @@ def default_dataset(
     choice = dataset_choice()
     real = None if choice == "synthetic" else find_cityscapes_pairs()
     if real is not None:
-        print(f"Using the real Cityscapes pairs at {real}.")
+        print(f"Using the real Cityscapes pairs at {shown_path(real)}.")
         return real
     if choice == "real":
         raise DataError(f"${DATASET_CHOICE_ENV}=real but the real Cityscapes pairs were not found. {how_to_get()}")
     root = ensure_synthetic_dataset(synthetic_root, num_train, num_val, seed)
     reason = f"${DATASET_CHOICE_ENV}=synthetic" if choice == "synthetic" else "Real Cityscapes pairs not found"
-    print(f"{reason}; using the synthetic city at {root} ({num_train} train / {num_val} val).")
+    print(f"{reason}; using the synthetic city at {shown_path(root)} ({num_train} train / {num_val} val).")
     return root
 
 
