@@ -176,10 +176,11 @@ def test_budget_backbone_width_and_dilation_reach_every_network_but_the_article(
     for variant in (experiments.Variant("fcn", network="fcn"), experiments.Variant("ppm")):
         narrow = experiments.build_variant(variant, 64, backbone_width=0.5, dilate=False)
         full = experiments.build_variant(variant, 64)
-        assert narrow.get_layer("stem_conv").filters * 2 == full.get_layer("stem_conv").filters
+        narrow_backbone, full_backbone = narrow.get_layer("backbone"), full.get_layer("backbone")
+        assert narrow_backbone.get_layer("stem_conv").filters * 2 == full_backbone.get_layer("stem_conv").filters
         rates = {
             sub.get_config()["dilation_rate"]
-            for layer in narrow.layers if isinstance(layer, layers.DilatedResidualBlock)
+            for layer in narrow_backbone.layers if isinstance(layer, layers.DilatedResidualBlock)
             for sub in layer.sublayers if hasattr(sub, "dilation_rate")
         }
         assert rates == {(1, 1)}

@@ -74,8 +74,14 @@ def images(batch: int, height: int, width: int) -> np.ndarray:
     return np.random.default_rng(0).random((batch, height, width, 3), dtype=np.float32)
 
 
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The nested backbone sub-model of a segmentation model (a backbone built alone is itself)."""
+    names = {layer.name for layer in model.layers}
+    return model.get_layer("backbone") if "backbone" in names else model
+
+
 def blocks_of(model: keras.Model, stage: int) -> list[DilatedResidualBlock]:
-    return [layer for layer in model.layers if layer.name.startswith(f"conv{stage}_block")]
+    return [layer for layer in backbone_of(model).layers if layer.name.startswith(f"conv{stage}_block")]
 
 
 def three_by_three_dilations_and_strides(block: DilatedResidualBlock) -> tuple[set, tuple]:
@@ -113,7 +119,8 @@ def test_resnet50_pspnet_dilations_size_and_outputs_at_an_odd_size(resnet50_pspn
         assert len(stage_blocks) == blocks
         assert three_by_three_dilations_and_strides(stage_blocks[0])[1] == (stride, stride)
         assert all(three_by_three_dilations_and_strides(b)[0] == {(dilation, dilation)} for b in stage_blocks)
-    features = keras.Model(resnet50_pspnet.input, resnet50_pspnet.get_layer("conv5_block3").output)
+    backbone = backbone_of(resnet50_pspnet)
+    features = keras.Model(backbone.input, backbone.get_layer("conv5_block3").output)
     assert features.predict(images(1, 97, 161), verbose=0).shape == (
         1,
         13,
@@ -316,7 +323,7 @@ def test_count_flops_matches_a_hand_count() -> None:
 def test_count_flops_includes_layers_nested_in_the_pyramid_pooling() -> None:
     pspnet = build_pspnet(NUM_CLASSES, aux_head=False, **TINY)
     fcn = build_dilated_fcn(NUM_CLASSES, aux_head=False, **TINY)
-    channels = pspnet.get_layer("conv5_block1").output.shape[-1]
+    channels = backbone_of(pspnet).get_layer("conv5_block1").output.shape[-1]
     head_filters = pspnet.get_layer("head_conv").filters
     cells = math.ceil(64 / 8) ** 2
     # The PPM's 1x1 convolutions on 1, 4, 9 and 36 cells, and the head's 3x3 conv reading C more channels.
@@ -372,10 +379,10 @@ def test_batch_norm_defaults_to_pytorch_momentum_unsynchronized(build) -> None:
 
 def test_batch_norm_momentum_sets_the_moving_average_update() -> None:
     model = build_dilated_fcn(NUM_CLASSES, aux_head=False, batch_norm_momentum=0.3, **TINY)
-    stem = model.get_layer("stem_bn")
+    stem = backbone_of(model).get_layer("stem_bn")
     batch = images(2, 40, 40)
     before = stem.moving_mean.numpy().copy()
-    batch_mean = np.asarray(model.get_layer("stem_conv")(batch)).mean(axis=(0, 1, 2))
+    batch_mean = np.asarray(backbone_of(model).get_layer("stem_conv")(batch)).mean(axis=(0, 1, 2))
     model(batch, training=True)
     np.testing.assert_allclose(
         stem.moving_mean.numpy(), 0.3 * before + 0.7 * batch_mean, rtol=1e-4, atol=1e-5

@@ -135,32 +135,103 @@ def test_poly_schedule_follows_the_paper_formula():
         assert float(schedule(step)) == pytest.approx(expected, rel=1e-5, abs=1e-12)
 
 
-def test_default_optimizer_is_sgd_with_paper_settings():
+def test_default_optimizer_is_the_papers_sgd():
     optimizer = training.build_optimizer("sgd", total_steps=10)
-    assert isinstance(optimizer, keras.optimizers.SGD)
-    assert optimizer.momentum == pytest.approx(0.9) and optimizer.weight_decay == pytest.approx(1e-4)
+    assert isinstance(optimizer, training.PaperSGD)
+    assert optimizer.momentum == pytest.approx(0.9) and optimizer.l2_weight_decay == pytest.approx(1e-4)
+    assert optimizer.weight_decay is None  # no decoupled decay on top of the coupled one
     assert float(optimizer.learning_rate) == pytest.approx(0.01)
+    decoupled = training.build_optimizer("sgdw", total_steps=10)
+    assert type(decoupled) is keras.optimizers.SGD and decoupled.weight_decay == pytest.approx(1e-4)
     assert isinstance(training.build_optimizer("adam", total_steps=10), keras.optimizers.Adam)
 
 
-@pytest.mark.parametrize(("name", "lr", "message"), [("rmsprop", None, "optimizer"), ("sgd", -1.0, "learning rate")])
-def test_bad_optimizer_settings_are_clear_errors(name, lr, message):
+@pytest.mark.parametrize(
+    ("name", "lr", "extra", "message"),
+    [
+        ("rmsprop", None, {}, "optimizer"),
+        ("sgd", -1.0, {}, "learning rate"),
+        ("adam", None, {"new_layer_lr_multiplier": 10.0}, "'sgd' only"),
+    ],
+)
+def test_bad_optimizer_settings_are_clear_errors(name, lr, extra, message):
     with pytest.raises(ValueError, match=message):
-        training.build_optimizer(name, lr, total_steps=10)
+        training.build_optimizer(name, lr, total_steps=10, **extra)
 
 
-def test_head_multiplier_moves_head_weights_ten_times_further():
-    with keras.name_scope("backbone_conv"):  # the path a backbone layer's kernel gets
-        backbone = keras.Variable(np.ones(3, np.float32), name="kernel")
-    with keras.name_scope("logits"):
-        head = keras.Variable(np.ones(3, np.float32), name="kernel")
-    optimizer = training.HeadBoostedSGD(
-        10.0, ["backbone"], learning_rate=0.1, momentum=0.0, weight_decay=None
+def pytorch_sgd_reference(weights, gradients, learning_rates, momentum=0.9, weight_decay=1e-4):
+    """NumPy transcription of torch.optim.SGD's documented step (dampening 0, no Nesterov), one lr per weight.
+
+    g = g + weight_decay * w; buf = g on the first step, else momentum * buf + g; w = w - lr * buf.
+    """
+    weights = [w.astype(np.float64) for w in weights]
+    buffers = [None] * len(weights)
+    for step_gradients in gradients:
+        for index, gradient in enumerate(step_gradients):
+            g = gradient + weight_decay * weights[index]
+            buffers[index] = g if buffers[index] is None else momentum * buffers[index] + g
+            weights[index] = weights[index] - learning_rates[index] * buffers[index]
+    return weights
+
+
+@pytest.mark.parametrize("weight_decay", [1e-4, 0.05])  # the paper's, and one large enough to tell the kinds apart
+def test_paper_sgd_matches_pytorch_sgd_with_a_10x_group_for_the_new_layers(weight_decay):
+    from pspnet_lib import models
+
+    model = models.build_pspnet(NUM_CLASSES, backbone="small", input_shape=(64, 64, 3), width_multiplier=0.5)
+    new_layers = models.new_layer_variables(model)
+    # total_steps so large that the poly schedule keeps lr at 0.01 over these steps (relative change < 1e-8)
+    optimizer = training.build_optimizer(
+        "sgd", 0.01, total_steps=10**9, weight_decay=weight_decay,
+        new_layer_variables=new_layers, new_layer_lr_multiplier=10.0,
     )
-    gradient = np.array([1.0, 2.0, -1.0], np.float32)
-    optimizer.apply_gradients([(gradient, backbone), (gradient, head)])
-    np.testing.assert_allclose(backbone.numpy(), 1 - 0.1 * gradient, rtol=1e-6)
-    np.testing.assert_allclose(head.numpy(), 1 - 1.0 * gradient, rtol=1e-6)
+    variables = model.trainable_variables
+    start = [np.asarray(v.numpy()) for v in variables]
+    rng = np.random.default_rng(0)
+    gradients = [[rng.normal(0, 1, w.shape).astype(np.float32) for w in start] for _ in range(5)]
+    for step_gradients in gradients:
+        optimizer.apply_gradients(zip(step_gradients, variables, strict=True))
+    boosted = {id(v) for v in new_layers}
+    rates = [0.1 if id(v) in boosted else 0.01 for v in variables]
+    assert 0 < rates.count(0.1) < len(rates)  # both groups are exercised
+
+    def largest_deviation(reference):
+        return max(np.abs(v.numpy() - r).max() / max(1e-3, np.abs(r).max()) for v, r in zip(variables, reference, strict=True))
+
+    assert largest_deviation(pytorch_sgd_reference(start, gradients, rates, weight_decay=weight_decay)) < 1e-5
+    if weight_decay > 1e-3:  # the comparison can tell: without the decay, or with 1x for the head, it fails
+        assert largest_deviation(pytorch_sgd_reference(start, gradients, rates, weight_decay=0.0)) > 1e-3
+        assert largest_deviation(pytorch_sgd_reference(start, gradients, [0.01] * len(rates), weight_decay=weight_decay)) > 1e-3
+
+
+def test_new_layers_are_the_pyramid_module_and_both_heads():
+    from pspnet_lib import models
+
+    model = models.build_pspnet(NUM_CLASSES, backbone="small", input_shape=(64, 64, 3), width_multiplier=0.5)
+    new_layer_names = {layer.name for layer in model.layers if layer.name.startswith(("pyramid", "head_", "aux_head_"))}
+    expected = {id(v) for name in new_layer_names for v in model.get_layer(name).trainable_variables}
+    assert {id(v) for v in models.new_layer_variables(model)} == expected
+    backbone = model.get_layer(models.BACKBONE_NAME).trainable_variables
+    assert len(expected) + len(backbone) == len(model.trainable_variables)
+
+
+@pytest.mark.parametrize(
+    ("settings", "multiplier"),
+    [
+        ({"weights": "imagenet"}, 10.0),
+        ({}, 1.0),
+        ({"weights": "imagenet", "optimizer": "adam"}, 1.0),
+        ({"weights": "imagenet", "head_lr_multiplier": 1.0}, 1.0),
+        ({"head_lr_multiplier": 5.0}, 5.0),
+    ],
+)
+def test_new_layers_learn_10x_faster_by_default_from_imagenet_weights(tmp_path, settings, multiplier):
+    assert training.TrainConfig(out=str(tmp_path), **settings).new_layer_lr_multiplier == multiplier
+
+
+def test_a_head_multiplier_with_adam_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="head_lr_multiplier applies to optimizer 'sgd' only"):
+        training.TrainConfig(out=str(tmp_path), optimizer="adam", head_lr_multiplier=10.0)
 
 
 # --- callbacks and kill-safe writes --------------------------------------------------------------------

@@ -70,10 +70,16 @@ def add_train_parser(subparsers) -> None:
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes of training")
     parser.add_argument("--limit", type=int, help="use only the first N images of each split")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument(
+        "--optimizer", choices=("sgd", "sgdw", "adam"), default="sgd",
+        help="sgd: the paper's (momentum 0.9, L2 weight decay 1e-4 through the gradient); sgdw: Keras' decoupled decay",
+    )
     parser.add_argument("--lr", type=float, help="initial learning rate (default 0.01 for SGD, 0.001 for Adam)")
     parser.add_argument("--aux-weight", type=float, default=0.4, help="weight of the auxiliary loss")
-    parser.add_argument("--head-lr-multiplier", type=float, default=1.0, help="e.g. 10 with a pretrained backbone")
+    parser.add_argument(
+        "--head-lr-multiplier", type=float,
+        help="learning-rate multiplier of the pyramid module and heads (default: 10 with --weights imagenet and sgd, else 1)",
+    )
     _switch(parser, "mixed-precision", "bfloat16/float16 compute (default: on with a GPU)")
     _switch(parser, "xla", "XLA compilation (default: on with a GPU; a GPU option, ignored on a CPU)")
     _switch(parser, "distribute", "all visible GPUs / TF_CONFIG workers (default: on)")
@@ -197,8 +203,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from pspnet_lib import inference
+    from pspnet_lib.data.palette import overlay_colors
+    from pspnet_lib.data.photos import read_photo
 
-    photos = [(Path(path), *inference.read_photo(Path(path), args.layout)) for path in args.images]  # fail early
+    photos = [(Path(path), *read_photo(Path(path), args.layout)) for path in args.images]  # fail early
     model = inference.load_model(Path(args.model))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,7 +216,7 @@ def run_predict(args: argparse.Namespace) -> int:
                   "(--photos uses whole images)", file=sys.stderr)
         ids = inference.predict_ids(model, photo[None], flip=args.flip)[0]
         target = out / f"{path.stem}_overlay.png"
-        Image.fromarray(inference.overlay_colours(photo, ids)).save(target)
+        Image.fromarray(overlay_colors(photo, ids)).save(target)
         print(target)
     return 0
 

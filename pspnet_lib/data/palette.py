@@ -134,3 +134,13 @@ def ids_to_colors(ids: np.ndarray) -> np.ndarray:
     lookup = np.zeros((256, 3), np.uint8)
     lookup[:NUM_CLASSES] = PALETTE
     return lookup[ids.astype(np.int64)]
+
+
+def overlay_colors(image: np.ndarray, ids: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """uint8 RGB blend of `image` (float [0, 1]) with the palette colours of `ids`; ignored pixels left as is."""
+    if image.shape[:2] != ids.shape:
+        raise ValueError(f"image {image.shape[:2]} and ids {ids.shape} must have the same height and width")
+    photo = np.clip(image, 0, 1) * 255.0
+    blended = (1 - alpha) * photo + alpha * ids_to_colors(ids).astype(np.float32)
+    blended = np.where((ids == IGNORE_LABEL)[..., None], photo, blended)
+    return np.rint(blended).astype(np.uint8)

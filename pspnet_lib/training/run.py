@@ -21,6 +21,7 @@ from pathlib import Path
 
 import keras
 
+from pspnet_lib import data, models
 from pspnet_lib.inference import is_colour_model
 from pspnet_lib.metrics import segmentation_metrics
 from pspnet_lib.training.callbacks import (
@@ -31,12 +32,10 @@ from pspnet_lib.training.callbacks import (
 )
 from pspnet_lib.training.devices import DeviceSwitches, apply_precision, create_strategy, current_plan
 from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColourMSE, segmentation_loss
-from pspnet_lib.training.optimizers import build_optimizer
+from pspnet_lib.training.optimizers import NEW_LAYER_LR_MULTIPLIER, OPTIMIZERS, build_optimizer
 
 MODELS = ("pspnet", "fcn", "article")
 WEIGHTS = (None, "imagenet")
-# Layer-name starts of the backbone (ResNet-50 stem and stages conv2..conv5, or the small stem): the rest is head.
-BACKBONE_LAYER_PREFIXES = ("caffe_preprocessing", "conv", "pool1_", "stem_")
 # Settings that fix the network: a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("model", "backbone", "image_size")
 
@@ -59,7 +58,8 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float | None = None
     aux_weight: float = AUX_WEIGHT
-    head_lr_multiplier: float = 1.0
+    # None: NEW_LAYER_LR_MULTIPLIER (10) for the new layers when SGD starts from ImageNet weights, as the authors train; else 1.
+    head_lr_multiplier: float | None = None
     mixed_precision: bool | None = None
     xla: bool | None = None
     distribute: bool | None = None
@@ -79,6 +79,22 @@ class TrainConfig:
         for name in ("image_size", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.head_lr_multiplier is not None:
+            if not self.head_lr_multiplier > 0:
+                raise ValueError(f"head_lr_multiplier must be > 0, got {self.head_lr_multiplier!r}")
+            if self.head_lr_multiplier != 1 and self.optimizer != "sgd":
+                raise ValueError(
+                    f"head_lr_multiplier applies to optimizer 'sgd' only, got optimizer={self.optimizer!r}"
+                )
+
+    @property
+    def new_layer_lr_multiplier(self) -> float:
+        """The learning-rate multiplier of the new layers: as set, else 10 for SGD from ImageNet weights, else 1."""
+        if self.head_lr_multiplier is not None:
+            return float(self.head_lr_multiplier)
+        return NEW_LAYER_LR_MULTIPLIER if self.weights == "imagenet" and self.optimizer == "sgd" else 1.0
 
     @property
     def run_dir(self) -> Path:
@@ -143,8 +159,6 @@ def build_model(config: TrainConfig, imagenet_source: keras.Model | None = None,
     With `imagenet_source` (a keras.applications ResNet50, see `load_pretrained_source`) its weights are
     copied into the backbone. With `replicas` > 1 every batch norm layer shares its statistics across replicas.
     """
-    from pspnet_lib import data, models
-
     if config.model == "article":
         shape = (config.image_size, config.image_size, 3)
         return models.build_article_model(shape, flatten_output=False, synchronized_batch_norm=replicas > 1)
@@ -171,8 +185,6 @@ def load_pretrained_source(config: TrainConfig) -> keras.Model | None:
     """
     if config.weights != "imagenet" or is_resuming(config):
         return None
-    from pspnet_lib import models
-
     without = "To train without them, leave weights unset (--weights none)."
     if not models.imagenet_weights_available():
         raise PretrainedWeightsUnavailable(
@@ -199,11 +211,6 @@ def worker_dir(config: TrainConfig, strategy) -> Path:
     return config.run_dir / f"workertemp_{strategy.cluster_resolver.task_id}"
 
 
-def backbone_prefixes(model: keras.Model) -> tuple[str, ...]:
-    """Variable-path prefixes ("layer_name/") of the backbone's layers, for a larger learning rate on the head."""
-    return tuple(f"{layer.name}/" for layer in model.layers if layer.name.startswith(BACKBONE_LAYER_PREFIXES))
-
-
 def count_batches(dataset) -> int:
     """Number of batches in `dataset` (counted by iterating when tf.data cannot tell)."""
     cardinality = int(dataset.cardinality())
@@ -212,15 +219,11 @@ def count_batches(dataset) -> int:
 
 def dataset_root(config: TrainConfig) -> Path:
     """The checked dataset root of the run (`default_dataset()` when none is given); DataError when wrong."""
-    from pspnet_lib import data
-
     return data.resolve_dataset_dirs(config.data).root if config.data else data.default_dataset()
 
 
 def load_datasets(config: TrainConfig, root: Path):
     """(train, val) tf.data pipelines of the dataset at `root`."""
-    from pspnet_lib import data
-
     common = dict(image_size=config.image_size, batch_size=config.batch_size, limit=config.limit, seed=config.seed)
     train_data = data.make_dataset(root, "train", augment=True, shuffle=True, **common)
     val_data = data.make_dataset(root, "val", augment=False, shuffle=False, **common)
@@ -262,7 +265,8 @@ def train(
         model = build_model(config, imagenet_source, strategy.num_replicas_in_sync)
         optimizer = build_optimizer(
             config.optimizer, config.lr, count_batches(train_data) * config.epochs,
-            head_lr_multiplier=config.head_lr_multiplier, backbone_prefixes=backbone_prefixes(model),
+            new_layer_variables=models.new_layer_variables(model),
+            new_layer_lr_multiplier=config.new_layer_lr_multiplier,
         )
         compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile)
     write_dir = worker_dir(config, strategy)
