@@ -2,7 +2,7 @@
 Kaggle credentials, a dataset attached to a Kaggle notebook, Google Drive for run folders that must
 survive a disconnected runtime.
 
-Standard library (and `pspnet_lib.config`) only at import: Google's `google.colab` module and the data package are imported inside
+Standard library only at import: Google's `google.colab` module and the data package are imported inside
 the functions that need them, so this module imports on any machine (a GPU server without Jupyter too).
 """
 
@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-
-from pspnet_lib.config import data_root
 
 PLATFORMS = ("colab", "kaggle", "local")
 PLATFORM_NAMES = {"colab": "Google Colab", "kaggle": "a Kaggle notebook", "local": "this machine"}
@@ -184,15 +182,6 @@ def obtain_real_pairs(
         raise StopNotebook(f"{reason}. {how_to_get_real_pairs(platform, synthetic_switch)}") from None
 
 
-def display_path(path: str | Path, base: str | Path | None = None) -> str:
-    """`path` relative to `base` (default: the folder holding the data folder, i.e. the course) when inside it."""
-    path, base = Path(path), Path(base) if base is not None else data_root().parent
-    try:
-        return str(path.resolve().relative_to(base.resolve()))
-    except ValueError:
-        return str(path)
-
-
 def mount_drive_runs(mount_point: str | Path = DRIVE_MOUNT_POINT, folder: str | Path = DRIVE_RUNS_FOLDER) -> Path:
     """Mount Google Drive (Colab asks for permission) and return its runs folder, created if needed."""
     drive = optional_module(f"{COLAB_MODULE}.drive")
@@ -220,9 +209,12 @@ def gpu_run_dataset(platform: str, allow_synthetic: bool, synthetic_switch: str,
     `synthetic_switch`) it refuses with one line; `where` passes `input_root`, `environ`, `download` on.
     """
     from pspnet_lib.data import ensure_synthetic_dataset
+    from pspnet_lib.data.locate import shown_path
 
     try:
-        return obtain_real_pairs(platform, synthetic_switch=synthetic_switch, **where)
+        real = obtain_real_pairs(platform, synthetic_switch=synthetic_switch, **where)
+        print(f"Using the real Cityscapes pairs at {shown_path(real)}.")
+        return real
     except StopNotebook as refusal:
         if not allow_synthetic:
             raise

@@ -232,11 +232,6 @@ def test_gpu_run_takes_the_real_pairs_even_when_synthetic_is_allowed(no_colab, n
     assert chosen == tmp_path / "real"
 
 
-def test_paths_inside_the_course_show_relative(tmp_path):
-    assert runtime.display_path(tmp_path / "data" / "runs", base=tmp_path) == "data/runs"
-    assert runtime.display_path("/content/drive/MyDrive/runs", base=tmp_path) == "/content/drive/MyDrive/runs"
-
-
 # --- Google Drive -------------------------------------------------------------------------------------
 
 
