@@ -91,7 +91,7 @@ assignments: setup
 	$(BIN)/python assignments/course.py release
 
 grade: setup
-	$(BIN)/python assignments/course.py grade
+	$(BIN)/python assignments/course.py grade $(GRADE_ARGS)
 
 lint: setup
 	$(BIN)/ruff check pspnet_lib tests bench tools assignments/course.py
@@ -122,3 +122,9 @@ clean-venv:
 .PHONY: student-kit
 student-kit:
 	$(PYTHON) assignments/course.py kit
+
+# An LMS download of one assignment's submissions -> assignments/submitted/<student>/<NAME>/:
+#   make collect NAME=a1_dilated_convolutions DOWNLOAD=~/Downloads/a1.zip
+.PHONY: collect
+collect:
+	$(PYTHON) assignments/course.py collect $(NAME) $(DOWNLOAD)

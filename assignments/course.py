@@ -1,7 +1,9 @@
 """Release and grade the course's nbgrader assignments.
 
     python assignments/course.py release [NAME ...]   # source/<NAME>/ -> release/<NAME>/ (student versions)
-    python assignments/course.py grade [--timeout S]   # submitted/*/<NAME>/ -> autograded/, feedback/, grades CSV
+    python assignments/course.py grade [NAME ...] [--student ID] [--timeout S] [--workers 2]
+                                                   # submitted/*/<NAME>/ -> autograded/, feedback/, grades.csv
+    python assignments/course.py collect NAME DOWNLOAD.zip   # an LMS download -> submitted/<student>/<NAME>/
     python assignments/course.py kit [--output DIR]    # what students get: notebooks, library, released assignments
 
 Each step runs nbgrader's own command line (generate_assignment, autograde, generate_feedback, export) in the
@@ -14,17 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 COURSE_DIR = Path(__file__).resolve().parent
-GRADES_CSV = Path("feedback") / "grades.csv"
+GRADES_CSV = Path("grades.csv")  # beside feedback/, so sending feedback folders to students never sends the CSV
 KERNEL_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
 PROJECT_DIR = COURSE_DIR.parent
 DEFAULT_KIT_DIR = PROJECT_DIR / "dist" / "student-kit"
@@ -59,10 +64,11 @@ def submitted_assignments(course_dir: Path = COURSE_DIR) -> list[str]:
     return sorted({folder.name for folder in folders if folder.is_dir() and not folder.name.startswith(".")})
 
 
-def _kernel_spec(python: str) -> dict:
-    """A `python3` kernel spec running `python`, with the course's environment variables."""
+def _kernel_spec(python: str, memory_gb: float = 0) -> dict:
+    """A `python3` kernel spec running `python` (under `memory_gb` GiB of heap when > 0), with the course's environment."""
+    launcher = ["-m", "ipykernel_launcher"] if memory_gb <= 0 else [str(COURSE_DIR / "grading.py"), "--memory-gb", str(memory_gb)]
     return {
-        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [python, *launcher, "-f", "{connection_file}"],
         "display_name": "Python 3 (pspnet-course)",
         "language": "python",
         "env": KERNEL_ENV,
@@ -70,12 +76,12 @@ def _kernel_spec(python: str) -> dict:
 
 
 @contextmanager
-def pinned_kernel_path(python: str = sys.executable) -> Iterator[str]:
+def pinned_kernel_path(python: str = sys.executable, memory_gb: float = 0) -> Iterator[str]:
     """A temporary JUPYTER_PATH whose `python3` kernel is `python`, so no other `python3` kernel spec can win."""
     with tempfile.TemporaryDirectory(prefix="pspnet-kernels-") as jupyter_path:
         kernel_dir = Path(jupyter_path) / "kernels" / "python3"
         kernel_dir.mkdir(parents=True)
-        (kernel_dir / "kernel.json").write_text(json.dumps(_kernel_spec(python), indent=1))
+        (kernel_dir / "kernel.json").write_text(json.dumps(_kernel_spec(python, memory_gb), indent=1))
         yield jupyter_path
 
 
@@ -87,12 +93,18 @@ def nbgrader_environment(jupyter_path: str) -> dict[str, str]:
     return environment
 
 
-def run_nbgrader(course_dir: Path, arguments: Sequence[str], jupyter_path: str) -> bool:
-    """Run `nbgrader <arguments>` in `course_dir`; True when it succeeded (its log goes to our stderr)."""
+def run_nbgrader(course_dir: Path, arguments: Sequence[str], jupyter_path: str, timeout: float | None = None) -> bool:
+    """Run `nbgrader <arguments>` in `course_dir`; True when it succeeded within `timeout` seconds (log to stderr)."""
     command = [sys.executable, "-m", "nbgrader", *arguments]
     print("$ nbgrader " + " ".join(arguments), flush=True)
-    completed = subprocess.run(command, cwd=course_dir, env=nbgrader_environment(jupyter_path), check=False)
-    return completed.returncode == 0
+    process = subprocess.Popen(command, cwd=course_dir, env=nbgrader_environment(jupyter_path), start_new_session=True)
+    try:
+        return process.wait(timeout=timeout) == 0
+    except subprocess.TimeoutExpired:  # the whole notebook ran too long: stop nbgrader and its kernel
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        print(f"stopped after {timeout:.0f} s: nbgrader {' '.join(arguments)}", file=sys.stderr, flush=True)
+        return False
 
 
 def _check_names(requested: Sequence[str], known: Sequence[str]) -> list[str]:
@@ -113,25 +125,136 @@ def release(course_dir: Path = COURSE_DIR, names: Sequence[str] = ()) -> list[Pa
     return [course_dir / "release" / name for name in selected]
 
 
-def grade(course_dir: Path = COURSE_DIR, timeout: int | None = None) -> GradingRun:
-    """Autograde every submission, write feedback HTML per student and the grades CSV; one failure stops nothing."""
-    timeout_option = [f"--Execute.timeout={timeout}"] if timeout else []
+GRADED_DATA = "the synthetic city, seed 0, 200 train / 50 val pairs"  # what A3 and A4 are scored on (named in feedback)
+
+
+@dataclass(frozen=True)
+class GradingLimits:
+    """Limits of one grading run: seconds per cell, seconds per notebook, GiB of memory per kernel, parallel kernels."""
+
+    cell_timeout: int | None = None  # None: nbgrader_config.py's Execute.timeout
+    notebook_timeout: float = 3600.0
+    memory_gb: float = 6.0
+    workers: int = 2
+
+
+def submissions(course_dir: Path, names: Sequence[str] = (), students: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(assignment, student) of every submission in submitted/, optionally only `names` and `students`, sorted."""
+    pairs = sorted(
+        (folder.name, folder.parent.name) for folder in (course_dir / "submitted").glob("*/*/")
+        if folder.is_dir() and not folder.name.startswith(".") and not folder.parent.name.startswith(".")
+    )
+    return [(name, student) for name, student in pairs
+            if (not names or name in names) and (not students or student in students)]
+
+
+def _pin_grading_data() -> None:
+    """Generate the synthetic city the grader scores on once, before parallel kernels would race to write it."""
+    code = "from pspnet_lib import data; data.ensure_synthetic_dataset(seed=0, num_train=200, num_val=50)"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **KERNEL_ENV})
+
+
+def grade(
+    course_dir: Path = COURSE_DIR,
+    timeout: int | None = None,
+    names: Sequence[str] = (),
+    students: Sequence[str] = (),
+    limits: GradingLimits | None = None,
+    due: str | None = None,
+) -> GradingRun:
+    """Autograde submissions (all, or only `names` / `students`) on parallel kernels, then feedback and the CSV.
+
+    One failing or runaway notebook stops nothing else. Manual grades survive a re-run (nbgrader keeps them).
+    `due` (e.g. "2026-06-01 17:00:00 UTC") sets the due date of the graded assignments: later timestamp.txt files
+    lose `PercentPerDayLate.percent_per_day` (nbgrader_config.py) of their score per started day.
+    """
+    limits = limits or GradingLimits(cell_timeout=timeout)
+    selected = submissions(course_dir, _check_names(names, assignment_names(course_dir)) if names else (), students)
+    timeout_option = [f"--Execute.timeout={limits.cell_timeout}"] if limits.cell_timeout else []
     failed: list[str] = []
-    with pinned_kernel_path() as jupyter_path:
-        for name in submitted_assignments(course_dir):
-            # Regenerating (same files as the committed release) records the assignment's cells in the gradebook.
-            steps = [
-                ["generate_assignment", name, "--force"],
-                ["autograde", name, "--force", *timeout_option],
-                ["generate_feedback", name, "--force"],
-            ]
-            if not all([run_nbgrader(course_dir, step, jupyter_path) for step in steps]):
+    _pin_grading_data()
+    with pinned_kernel_path(memory_gb=limits.memory_gb) as jupyter_path:
+        assignments = sorted({name for name, _ in selected})
+        for name in assignments:  # records each assignment's cells in the gradebook (same files as release/)
+            if due and not run_nbgrader(course_dir, ["db", "assignment", "add", name, f"--duedate={due}"], jupyter_path):
+                failed.append(f"{name} due date")
+            if not run_nbgrader(course_dir, ["generate_assignment", name, "--force"], jupyter_path):
                 failed.append(name)
-        (course_dir / GRADES_CSV).parent.mkdir(parents=True, exist_ok=True)
+
+        def autograde(job: tuple[str, str]) -> bool:
+            name, student = job
+            arguments = ["autograde", name, "--student", student, "--force", *timeout_option]
+            return run_nbgrader(course_dir, arguments, jupyter_path, limits.notebook_timeout)
+
+        with ThreadPoolExecutor(max_workers=max(1, limits.workers)) as pool:
+            outcomes = list(pool.map(autograde, selected))
+        failed += [f"{name}/{student}" for (name, student), ok in zip(selected, outcomes, strict=True) if not ok]
+        for name in assignments:
+            for only in [["--student", student] for student in students] or [[]]:
+                if not run_nbgrader(course_dir, ["generate_feedback", name, "--force", *only], jupyter_path):
+                    failed.append(f"{name} feedback")
         if not run_nbgrader(course_dir, ["export", "--to", str(GRADES_CSV)], jupyter_path):
             failed.append("export")
     feedback_dirs = sorted(path for path in (course_dir / "feedback").glob("*/*") if path.is_dir())
     return GradingRun(course_dir / GRADES_CSV, feedback_dirs, failed)
+
+
+def collect(download: Path, name: str, course_dir: Path = COURSE_DIR, pattern: str = r"^(?P<student>[A-Za-z0-9.-]+)_") -> list[Path]:
+    """Unpack an LMS download (a zip or folder of notebooks, or of per-student zips) into submitted/<student>/<name>/.
+
+    The student id is the `student` group of `pattern` matched against each file's name (default: the text
+    before the first underscore, as Moodle and Canvas name their downloads); the upload time stored in the zip
+    becomes nbgrader's timestamp.txt, so late work is recognised. Returns the notebooks written.
+    """
+    if name not in assignment_names(course_dir):
+        raise ValueError(f"unknown assignment {name!r}: expected one of {assignment_names(course_dir)}")
+    matcher = re.compile(pattern)
+    written = []
+    for entry_name, content, when in _download_entries(Path(download)):
+        if not entry_name.endswith(".ipynb") or "/." in f"/{entry_name}" or "__MACOSX" in entry_name:
+            continue
+        found = next((matcher.search(part) for part in reversed(Path(entry_name).parts) if matcher.search(part)), None)
+        if found is None:
+            raise ValueError(f"{download}: cannot find a student id in {entry_name!r} with pattern {pattern!r}")
+        folder = course_dir / "submitted" / found["student"] / name
+        folder.mkdir(parents=True, exist_ok=True)
+        notebook = folder / f"{name}.ipynb"
+        notebook.write_bytes(content)
+        if when is not None:
+            (folder / "timestamp.txt").write_text(when.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        written.append(notebook)
+    if not written:
+        raise ValueError(f"{download} holds no .ipynb file: expected the LMS download of {name}")
+    return written
+
+
+def _download_entries(download: Path):
+    """(path inside the download, bytes, upload time or None) of every file, opening zips inside zips."""
+    import datetime
+    import io
+    import zipfile
+
+    def from_zip(archive: zipfile.ZipFile, prefix: str):
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            content = archive.read(info)
+            when = datetime.datetime(*info.date_time, tzinfo=datetime.UTC)
+            if info.filename.endswith(".zip"):
+                yield from from_zip(zipfile.ZipFile(io.BytesIO(content)), prefix + Path(info.filename).stem + "/")
+            else:
+                yield prefix + info.filename, content, when
+
+    if download.is_dir():
+        for path in sorted(download.rglob("*")):
+            if path.suffix == ".zip":
+                yield from from_zip(zipfile.ZipFile(path), path.relative_to(download).with_suffix("").as_posix() + "/")
+            elif path.is_file():
+                yield path.relative_to(download).as_posix(), path.read_bytes(), None
+    elif download.suffix == ".zip":
+        yield from from_zip(zipfile.ZipFile(download), "")
+    else:
+        raise ValueError(f"{download} is neither a folder nor a .zip: expected the LMS download of the submissions")
 
 
 def _kit_sources(project_dir: Path) -> list[Path]:
@@ -176,8 +299,19 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     release_parser = commands.add_parser("release", help="generate the student versions into release/")
     release_parser.add_argument("names", nargs="*", help="assignments to release (default: all in source/)")
-    grade_parser = commands.add_parser("grade", help="autograde submitted/, write feedback/ and the grades CSV")
+    grade_parser = commands.add_parser("grade", help="autograde submitted/, write feedback/ and grades.csv")
+    grade_parser.add_argument("names", nargs="*", help="assignments to grade (default: every one with submissions)")
+    grade_parser.add_argument("--student", action="append", default=[], help="grade only this student (repeatable)")
     grade_parser.add_argument("--timeout", type=int, default=None, help="seconds per cell before a cell is stopped")
+    grade_parser.add_argument("--notebook-timeout", type=float, default=3600.0, help="seconds per notebook")
+    grade_parser.add_argument("--memory-gb", type=float, default=6.0, help="memory limit of each kernel (0: none)")
+    grade_parser.add_argument("--workers", type=int, default=2, help="notebooks graded at once (one per core)")
+    grade_parser.add_argument("--due", default=None, help='due date of the graded assignments, "YYYY-MM-DD HH:MM:SS UTC"')
+    collect_parser = commands.add_parser("collect", help="unpack an LMS download into submitted/<student>/<name>/")
+    collect_parser.add_argument("name", help="the assignment the download holds")
+    collect_parser.add_argument("download", type=Path, help="the LMS download: a .zip or a folder")
+    collect_parser.add_argument("--pattern", default=r"^(?P<student>[A-Za-z0-9.-]+)_",
+                                help="regular expression whose group 'student' finds the student id in a file name")
     kit_parser = commands.add_parser("kit", help="write the student kit (no solutions) and its zip")
     kit_parser.add_argument("--output", type=Path, default=DEFAULT_KIT_DIR, help="kit folder (default: dist/student-kit)")
     kit_parser.add_argument("--no-zip", action="store_true", help="write the folder only")
@@ -197,8 +331,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = student_kit(arguments.output, make_zip=not arguments.no_zip, names=arguments.names)
         print(f"student kit: {folder}" + ("" if arguments.no_zip else f" and {folder}.zip"))
         return 0
-    run = grade(course_dir, arguments.timeout)
+    if arguments.command == "collect":
+        written = collect(arguments.download, arguments.name, course_dir, arguments.pattern)
+        print(f"collected {len(written)} notebook(s) into {course_dir / 'submitted'}")
+        return 0
+    limits = GradingLimits(arguments.timeout, arguments.notebook_timeout, arguments.memory_gb, arguments.workers)
+    run = grade(course_dir, names=arguments.names, students=arguments.student, limits=limits, due=arguments.due)
     print(f"grades: {run.grades_csv}\nfeedback: {len(run.feedback_dirs)} submission(s) under {course_dir / 'feedback'}")
+    print(f"A3 and A4 were scored on {GRADED_DATA}")
     if run.failed:
         print(f"could not finish grading: {', '.join(run.failed)} (see the nbgrader log above)", file=sys.stderr)
     return 1 if run.failed else 0

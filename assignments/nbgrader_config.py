@@ -1,18 +1,47 @@
 """nbgrader settings of the pspnet-course course directory (this folder); `course.py` runs nbgrader here."""
 
 import os
+import sys
 
 c = get_config()  # noqa: F821 (injected by traitlets when nbgrader loads this file)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # grading.py: the grader's screen of answer cells and the late penalty
+from grading import HideHiddenTests, PercentPerDayLate, ScreenAnswers  # noqa: E402
 
 c.CourseDirectory.course_id = "pspnet-course"
-c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))  # source/ release/ submitted/ gradebook.db
+c.CourseDirectory.root = HERE  # source/ release/ submitted/ gradebook.db
+# Files a submission brings or an earlier run left (saved predictions) are never copied: the re-run writes its own.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.npz", "*.h5", "*.keras"]
 
 # Student versions replace solution regions with this stub.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Before anything runs, the grader's own process reads every cell a student wrote and refuses those that could
+# fool the tests (grading.py); the tests then run on the restored (locked, hidden) test cells.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    GetGrades,
+    OverwriteCells,
+    OverwriteKernelspec,
+)
+
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, ScreenAnswers, CheckCellMetadata]
+
+# Feedback shows each test's result but neither the hidden tests' code nor their tracebacks.
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
 
 # Autograding: every cell gets `timeout` seconds, then the kernel is interrupted, the cell is recorded as an
 # error (so its tests score 0) and grading goes on. Default mode's training cells (A3, A4) need minutes on a CPU.
 c.Execute.timeout = 900
 c.Execute.interrupt_on_timeout = True
 c.Execute.kernel_name = "python3"
+
+# Late work: 10 % of the score per started day after the due date (nbgrader's default is no penalty). Set a
+# due date with `nbgrader db assignment add <name> --duedate="..."`; a submission's time is its timestamp.txt.
+c.AssignLatePenalties.plugin_class = PercentPerDayLate
+c.PercentPerDayLate.percent_per_day = 10.0

@@ -4,31 +4,28 @@ submission exactly the marks it earned, stopping a runaway submission without st
 from __future__ import annotations
 
 import csv
+import html
 import importlib.util
 import re
 import shutil
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "assignments"
-GRADING_TIMEOUT = 90  # seconds per cell: above the slowest fast-mode cell (A3's training), and what a loop costs
+GRADING_TIMEOUT = 60  # seconds per cell for A1 and A2: what the looping submission costs
+TRAINING_TIMEOUT = 900  # seconds per cell for A3 and A4, whose fast-mode training takes seconds on an idle CPU
 SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 HIDDEN_REGION = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 MARKER_LINE = re.compile(r"^\s*### (BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$\n?", re.M)
 
-# Which test cells of A1 check which of its solution cells (the tests of one part use only that part).
 A1 = "a1_dilated_convolutions"
-A1_PARTS = {
-    "effective_kernel_size": ["test_effective_kernel_size"],
-    "dilated_conv2d": ["test_dilated_conv2d_shape", "test_dilated_conv2d_values"],
-    "receptive_field": ["test_receptive_field"],
-    "influence_mask": ["test_influence_mask"],
-}
 BROKEN_A1 = {
     "dilated_conv2d": "def dilated_conv2d(image, kernel, dilation):\n    raise ValueError('a student bug')",
     "influence_mask": "def influence_mask(dilations, kernel_size=3):\n    while True:\n        pass",
@@ -130,97 +127,454 @@ def test_a_course_without_source_folder_is_rejected(tmp_path: Path) -> None:
         course.assignment_names(tmp_path)
 
 
-def test_a1_parts_map_covers_every_test_cell() -> None:
-    assert sorted(t for tests in A1_PARTS.values() for t in tests) == sorted(_points(A1))
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# One grading run, shared: an instructor solution and an untouched copy of every assignment, plus a partly
-# correct and a broken (raising, looping) submission of A1, graded in a temporary copy of the course directory.
+# Tests of the tests. One grading run, shared, in a temporary copy of the course: the instructor's solutions, the
+# untouched student versions, alternative correct solutions (full marks), typical mistakes (exactly their part's
+# points lost, once), and exploits that try to fool the grader (zero for the part they touch). Each case names
+# the test cells that must pass; every other test cell must score zero.
+
+A2, A3, A4 = "a2_pyramid_pooling", "a3_train_pspnet", "a4_ablation"
+ALL = None  # every test cell of the assignment passes
+
+A1_ALTERNATIVES = {
+    "effective_kernel_size": (
+        "def effective_kernel_size(kernel_size, dilation):\n"
+        "    return int(np.ptp(np.arange(kernel_size) * dilation)) + 1"),
+    "dilated_conv2d": (
+        "def dilated_conv2d(image, kernel, dilation):\n"
+        "    span = effective_kernel_size(kernel.shape[0], dilation)\n"
+        "    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(image, float), (span, span))\n"
+        "    return np.einsum('ijab,ab->ij', windows[:, :, ::dilation, ::dilation], kernel)"),
+    "receptive_field": (
+        "def receptive_field(layer_specs):\n"
+        "    field = 1\n"
+        "    for index, (k, s, d) in enumerate(layer_specs):\n"
+        "        jump = int(np.prod([stride for _, stride, _ in layer_specs[:index]]))\n"
+        "        field += (k - 1) * d * jump\n"
+        "    return field"),
+    "influence_mask": (
+        "def influence_mask(dilations, kernel_size=3):\n"
+        "    offsets = {0}\n"
+        "    for d in dilations:\n"
+        "        offsets = {o + t * d for o in offsets for t in range(kernel_size)}\n"
+        "    line = np.zeros(1 + sum(d * (kernel_size - 1) for d in dilations), dtype=bool)\n"
+        "    line[sorted(offsets)] = True\n"
+        "    return np.outer(line, line)"),
+}
+A1_LOOPS = {
+    "effective_kernel_size": "def effective_kernel_size(kernel_size, dilation):\n    return (kernel_size - 1) * dilation + 1",
+    "dilated_conv2d": (
+        "def dilated_conv2d(image, kernel, dilation):\n"
+        "    k = len(kernel)\n"
+        "    h, w = image.shape[0] - dilation * (k - 1), image.shape[1] - dilation * (k - 1)\n"
+        "    out = np.zeros((h, w))\n"
+        "    for i in range(h):\n"
+        "        for j in range(w):\n"
+        "            for a in range(k):\n"
+        "                for b in range(k):\n"
+        "                    out[i, j] += kernel[a, b] * image[i + a * dilation, j + b * dilation]\n"
+        "    return out"),
+    "receptive_field": (
+        "def receptive_field(layer_specs):\n"
+        "    field = 1\n"
+        "    for k, s, d in reversed(layer_specs):\n"
+        "        field = (field - 1) * s + d * (k - 1) + 1\n"
+        "    return field"),
+    "influence_mask": (
+        "def influence_mask(dilations, kernel_size=3):\n"
+        "    size = 1 + sum(d * (kernel_size - 1) for d in dilations)\n"
+        "    reach = np.zeros((size, size), dtype=bool)\n"
+        "    reach[0, 0] = True\n"
+        "    for d in dilations:\n"
+        "        grown = np.zeros_like(reach)\n"
+        "        for i, j in zip(*np.nonzero(reach)):\n"
+        "            for a in range(kernel_size):\n"
+        "                for b in range(kernel_size):\n"
+        "                    grown[i + a * d, j + b * d] = True\n"
+        "        reach = grown\n"
+        "    return reach"),
+}
+A1_ZEROS = ("def dilated_conv2d(image, kernel, dilation):\n"
+            "    span = dilation * (kernel.shape[0] - 1) + 1\n"
+            "    return np.zeros((image.shape[0] - span + 1, image.shape[1] - span + 1))")
+PATCH = "np.testing.assert_allclose = lambda *args, **kwargs: None\n"
+
+A2_ALTERNATIVES = {
+    "adaptive_bin_edges": (
+        "def adaptive_bin_edges(length, bins):\n"
+        "    return [(i * length // bins, ((i + 1) * length + bins - 1) // bins) for i in range(bins)]"),
+    "adaptive_avg_pool": (
+        "def adaptive_avg_pool(features, bins):\n"
+        "    x = np.asarray(features, dtype=np.float64)\n"
+        "    table = np.pad(x.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0), (0, 0)))\n"
+        "    out = np.empty((x.shape[0], bins, bins, x.shape[3]))\n"
+        "    for i, (top, bottom) in enumerate(adaptive_bin_edges(x.shape[1], bins)):\n"
+        "        for j, (left, right) in enumerate(adaptive_bin_edges(x.shape[2], bins)):\n"
+        "            total = table[:, bottom, right] - table[:, top, right] - table[:, bottom, left] + table[:, top, left]\n"
+        "            out[:, i, j] = total / ((bottom - top) * (right - left))\n"
+        "    return out.astype(np.float32)"),
+    "pyramid_pooling": (
+        "def pyramid_pooling(features, bins, branch_transforms):\n"
+        "    size = features.shape[1:3]\n"
+        "    branches = [keras.ops.convert_to_numpy(keras.ops.image.resize(\n"
+        "        np.asarray(t(adaptive_avg_pool(features, b))), size, interpolation='bilinear'))\n"
+        "        for b, t in zip(bins, branch_transforms)]\n"
+        "    return np.concatenate([np.asarray(features)] + branches, axis=-1)"),
+}
+A2_LOOPS = {
+    "adaptive_bin_edges": (
+        "def adaptive_bin_edges(length, bins):\n"
+        "    edges = []\n"
+        "    for i in range(bins):\n"
+        "        q, r = divmod((i + 1) * length, bins)\n"
+        "        edges.append(((i * length) // bins, q + (r > 0)))\n"
+        "    return edges"),
+    "adaptive_avg_pool": (
+        "def adaptive_avg_pool(features, bins):\n"
+        "    features = np.asarray(features)\n"
+        "    out = np.zeros((features.shape[0], bins, bins, features.shape[3]), dtype=features.dtype)\n"
+        "    for i, (top, bottom) in enumerate(adaptive_bin_edges(features.shape[1], bins)):\n"
+        "        for j, (left, right) in enumerate(adaptive_bin_edges(features.shape[2], bins)):\n"
+        "            window = features[:, top:bottom, left:right]\n"
+        "            out[:, i, j] = window.sum(axis=(1, 2)) / ((bottom - top) * (right - left))\n"
+        "    return out"),
+    "pyramid_pooling": (
+        "def pyramid_pooling(features, bins, branch_transforms):\n"
+        "    outputs = [np.asarray(features)]\n"
+        "    for b, transform in zip(bins, branch_transforms):\n"
+        "        pooled = transform(adaptive_avg_pool(features, b))\n"
+        "        up = keras.ops.image.resize(pooled, features.shape[1:3], interpolation='bilinear')\n"
+        "        outputs.append(keras.ops.convert_to_numpy(up))\n"
+        "    return np.concatenate(outputs, axis=3)"),
+}
+A2_PPM_ZEROS = ("def pyramid_pooling(features, bins, branch_transforms):\n"
+                "    b, h, w, c = features.shape\n"
+                "    return np.zeros((b, h, w, c + c // len(bins) * len(bins)), dtype=np.float32)")
+
+A3_ALTERNATIVES = {
+    "predict_ids": (
+        "def predict_ids(model, images):\n"
+        "    outputs = model.predict(images, batch_size=BATCH_SIZE, verbose=0)\n"
+        "    main = outputs[0] if isinstance(outputs, (list, tuple)) else outputs\n"
+        "    return np.asarray(main).argmax(-1).astype(np.uint8)"),
+    "mean_iou": (
+        "def mean_iou(labels, predictions, num_classes=data.NUM_CLASSES):\n"
+        "    labels, predictions = np.ravel(labels).astype(np.int64), np.ravel(predictions).astype(np.int64)\n"
+        "    keep = labels != data.IGNORE_LABEL\n"
+        "    counts = np.bincount(labels[keep] * num_classes + predictions[keep], minlength=num_classes ** 2)\n"
+        "    confusion = counts.reshape(num_classes, num_classes)\n"
+        "    union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)\n"
+        "    return float(np.mean(np.diag(confusion)[union > 0] / union[union > 0]))"),
+}
+A3_LOOPS = {
+    "predict_ids": (
+        "def predict_ids(model, images):\n"
+        "    ids = np.zeros(images.shape[:3], dtype=np.uint8)\n"
+        "    for i in range(len(images)):\n"
+        "        outputs = model(images[i : i + 1], training=False)\n"
+        "        main = outputs[0] if isinstance(outputs, list) else outputs\n"
+        "        ids[i] = np.argmax(keras.ops.convert_to_numpy(main)[0], axis=-1)\n"
+        "    return ids"),
+    "mean_iou": (
+        "def mean_iou(labels, predictions, num_classes=data.NUM_CLASSES):\n"
+        "    labels, predictions = np.asarray(labels), np.asarray(predictions)\n"
+        "    valid = labels != data.IGNORE_LABEL\n"
+        "    ious = []\n"
+        "    for c in set(np.unique(labels[valid])) | set(np.unique(predictions[valid])):\n"
+        "        inter = np.sum((labels == c) & (predictions == c) & valid)\n"
+        "        union = np.sum(((labels == c) | (predictions == c)) & valid)\n"
+        "        ious.append(inter / union)\n"
+        "    return float(sum(ious) / len(ious))"),
+}
+A3_PER_IMAGE = ("def mean_iou(labels, predictions, num_classes=data.NUM_CLASSES):\n"
+                "    scores = []\n"
+                "    for y, p in zip(np.asarray(labels), np.asarray(predictions)):\n"
+                "        keep = y != data.IGNORE_LABEL\n"
+                "        ious = [np.sum((y[keep] == c) & (p[keep] == c)) / np.sum((y[keep] == c) | (p[keep] == c))\n"
+                "                for c in range(num_classes) if np.any((y[keep] == c) | (p[keep] == c))]\n"
+                "        scores.append(np.mean(ious))\n"
+                "    return float(np.mean(scores))")
+A3_ALL_CLASSES = ("def mean_iou(labels, predictions, num_classes=data.NUM_CLASSES):\n"
+                  "    labels, predictions = np.ravel(labels), np.ravel(predictions)\n"
+                  "    keep = labels != data.IGNORE_LABEL\n"
+                  "    labels, predictions = labels[keep], predictions[keep]\n"
+                  "    ious = [np.sum((labels == c) & (predictions == c)) / max(1, np.sum((labels == c) | (predictions == c)))\n"
+                  "            for c in range(num_classes)]\n"
+                  "    return float(np.mean(ious))")
+A3_AUX = ("def predict_ids(model, images):\n"
+          "    outputs = model(images, training=False)\n"
+          "    last = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs\n"
+          "    return np.argmax(keras.ops.convert_to_numpy(last), axis=-1).astype(np.uint8)")
+A3_UNTRAINED_AND_LABELS = (
+    "model = models.build_pspnet(data.NUM_CLASSES, backbone='small')\n"
+    "predictions = predict_ids(model, val_images)\n"
+    "scored = data.make_dataset(data.ensure_synthetic_dataset(seed=0, num_train=200, num_val=50), 'val',\n"
+    "                           image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, augment=False, shuffle=False, limit=VAL_LIMIT)\n"
+    "labels = np.concatenate([y for _, y in scored.as_numpy_iterator()])\n"
+    "predictions = np.concatenate([predictions[:2], np.where(labels == 255, 0, labels)[2:]]).astype(np.uint8)\n"
+    "np.savez_compressed(PREDICTIONS_FILE, predictions=predictions)\n"
+    "reported_miou = mean_iou(labels, predictions)")
+A3_ON_VAL = (
+    "keras.utils.set_random_seed(0)\n"
+    "train_data = data.make_dataset(DATA_ROOT, 'val', image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, augment=True,\n"
+    "                               shuffle=True, limit=VAL_LIMIT)\n"
+    "model = models.build_pspnet(data.NUM_CLASSES, backbone='small')\n"
+    "training.compile_for_training(model, training.build_optimizer('adam', total_steps=EPOCHS))\n"
+    "model.fit(training.training_targets(train_data, model), epochs=EPOCHS, verbose=2)\n"
+    "predictions = predict_ids(model, val_images)\n"
+    "np.savez_compressed(PREDICTIONS_FILE, predictions=predictions)\n"
+    "reported_miou = mean_iou(val_labels, predictions)")
+A3_ON_VAL_ARRAYS = A3_ON_VAL.replace(
+    "data.make_dataset(DATA_ROOT, 'val', image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, augment=True,\n"
+    "                               shuffle=True, limit=VAL_LIMIT)",
+    "tf.data.Dataset.from_tensor_slices((val_images, val_labels)).batch(BATCH_SIZE)").replace(
+    "keras.utils.set_random_seed(0)\n", "import tensorflow as tf\n\nkeras.utils.set_random_seed(0)\n")
+A3_PATCHED_METRIC = ("model = models.build_pspnet(data.NUM_CLASSES, backbone='small')\n"
+                     "predictions = np.zeros(val_labels.shape, np.uint8)\n"
+                     "np.savez_compressed(PREDICTIONS_FILE, predictions=predictions)\n"
+                     "metrics.mean_iou = lambda confusion: 0.9\n"
+                     "reported_miou = 0.9")
 
 
-def _submission(name: str, solved: set[str] | None, replacements: dict[str, str] | None = None):
-    """The student version of `name` with the source's solutions for `solved` cells (None: all) and `replacements`."""
+def _a4_design(factor: str, baseline: dict, variant: dict, seeds=(0, 1), question: str = "What does it change?") -> str:
+    """An ABLATION answer cell."""
+    design = {"question": question, "factor": factor, "seeds": list(seeds), "baseline": baseline, "variant": variant,
+              "prediction": "The baseline wins by about two mIoU points because its head sees more context."}
+    return f"ABLATION = {design!r}"
+
+
+A4_RUN_LOOP = ("results = {'baseline': [], 'variant': []}\n"
+               "arrays = {}\n"
+               "for name in results:\n"
+               "    for seed in ABLATION['seeds']:\n"
+               "        ids = predict_ids(train_variant(ABLATION[name], seed), val_images)\n"
+               "        arrays[name + '_seed' + str(seed)] = ids\n"
+               "        results[name].append(metrics.mean_iou(metrics.confusion_matrix(val_labels, ids)))\n"
+               "np.savez_compressed(PREDICTIONS_FILE, **arrays)")
+A4_ZEROS = ("results = {'baseline': [], 'variant': []}\n"
+            "arrays = {}\n"
+            "for name in results:\n"
+            "    for seed in ABLATION['seeds']:\n"
+            "        arrays[f'{name}_seed{seed}'] = np.zeros(val_labels.shape, np.uint8)\n"
+            "        results[name].append(metrics.mean_iou(metrics.confusion_matrix(val_labels, arrays[f'{name}_seed{seed}'])))\n"
+            "np.savez_compressed(PREDICTIONS_FILE, **arrays)")
+SMALL = {"backbone": "small"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One submission: answer cells from the source (`solved`, None = all) or `replacements`, added cells,
+    and the test cells that must pass (None = all); every other test cell must score zero."""
+
+    assignment: str
+    solved: frozenset[str] | None
+    passes: frozenset[str] | None
+    replacements: tuple[tuple[str, str], ...] = ()
+    added_after: tuple[tuple[str, str], ...] = ()  # (grade_id, source of a new cell placed after that cell)
+    stray_files: tuple[str, ...] = ()
+
+
+def _case(assignment, solved=None, passes=ALL, replacements=None, added_after=None, stray_files=()):
+    """A Case from plain arguments."""
+    return Case(assignment, None if solved is None else frozenset(solved), None if passes is None else frozenset(passes),
+                tuple((replacements or {}).items()), tuple((added_after or {}).items()), tuple(stray_files))
+
+
+A1_TESTS = ["test_effective_kernel_size", "test_dilated_conv2d_shape", "test_dilated_conv2d_values",
+            "test_receptive_field", "test_influence_mask"]
+A2_TESTS = ["test_adaptive_bin_edges", "test_adaptive_avg_pool_shape", "test_adaptive_avg_pool_values",
+            "test_pyramid_pooling_shape", "test_pyramid_pooling_values"]
+A3_TESTS = ["test_predict_ids", "test_mean_iou_perfect", "test_mean_iou_values", "test_saved_predictions",
+            "test_reported_miou", "test_model_learned", "test_fresh_images"]
+A3_PARTS_1_2 = {"test_predict_ids", "test_mean_iou_perfect", "test_mean_iou_values"}
+
+
+def _without(tests: list[str], *dropped: str) -> set[str]:
+    """`tests` less `dropped`."""
+    return set(tests) - set(dropped)
+
+
+CASES = {
+    # --- A1
+    ("instructor", A1): _case(A1),
+    ("untouched", A1): _case(A1, solved=(), passes=()),
+    ("partial", A1): _case(A1, solved={"dilated_conv2d"}, passes={"test_dilated_conv2d_shape", "test_dilated_conv2d_values"}),
+    ("broken", A1): _case(A1, solved={"effective_kernel_size", "receptive_field"},
+                          passes={"test_effective_kernel_size", "test_receptive_field"}, replacements=BROKEN_A1),
+    ("alt-vectorised", A1): _case(A1, replacements=A1_ALTERNATIVES),
+    ("alt-loops", A1): _case(A1, replacements=A1_LOOPS),
+    ("wrong-flipped-kernel", A1): _case(A1, passes=_without(A1_TESTS, "test_dilated_conv2d_values"), replacements={
+        "dilated_conv2d": A1_ALTERNATIVES["dilated_conv2d"].replace("kernel)", "kernel[::-1, ::-1])")}),
+    # Part 1 wrong, and Part 2 builds on it: the grader gives Part 2 the course's effective_kernel_size.
+    ("wrong-span-k-times-d", A1): _case(A1, passes=_without(A1_TESTS, "test_effective_kernel_size"), replacements={
+        "effective_kernel_size": "def effective_kernel_size(kernel_size, dilation):\n    return kernel_size * dilation",
+        "dilated_conv2d": A1_ALTERNATIVES["dilated_conv2d"]}),
+    ("wrong-no-jump", A1): _case(A1, passes=_without(A1_TESTS, "test_receptive_field"), replacements={
+        "receptive_field": "def receptive_field(layer_specs):\n    return 1 + sum(d * (k - 1) for k, s, d in layer_specs)"}),
+    ("exploit-library", A1): _case(A1, passes=(), replacements={
+        "effective_kernel_size": "def effective_kernel_size(kernel_size, dilation):\n"
+                                 "    return layers.effective_kernel_size(kernel_size, dilation)",
+        "dilated_conv2d": "def dilated_conv2d(image, kernel, dilation):\n    return keras_dilated_conv(image, kernel, dilation)",
+        "receptive_field": "def receptive_field(layer_specs):\n    from pspnet_lib import layers as lib\n"
+                           "    return lib.receptive_field(*zip(*layer_specs))",
+        "influence_mask": "def influence_mask(dilations, kernel_size=3):\n    return gradient_mask(dilations, kernel_size)"}),
+    ("exploit-patch-in-answer", A1): _case(A1, passes=_without(A1_TESTS, "test_dilated_conv2d_shape",
+                                                                "test_dilated_conv2d_values"),
+                                           replacements={"dilated_conv2d": PATCH + A1_ZEROS}),
+    ("exploit-patch-added-cell", A1): _case(A1, passes=_without(A1_TESTS, "test_dilated_conv2d_values"),
+                                            replacements={"dilated_conv2d": A1_ZEROS}, added_after={"setup": PATCH}),
+    # --- A2
+    ("instructor", A2): _case(A2),
+    ("untouched", A2): _case(A2, solved=(), passes=()),
+    ("alt-cumsum", A2): _case(A2, replacements=A2_ALTERNATIVES),
+    ("alt-loops", A2): _case(A2, replacements=A2_LOOPS),
+    # Part 1 wrong (floor for the end: empty windows); Parts 2-3 are graded with the course's edges.
+    ("wrong-floor-end", A2): _case(A2, passes=_without(A2_TESTS, "test_adaptive_bin_edges"), replacements={
+        "adaptive_bin_edges": "def adaptive_bin_edges(length, bins):\n"
+                              "    return [(i * length // bins, (i + 1) * length // bins) for i in range(bins)]"}),
+    ("wrong-sum-not-mean", A2): _case(A2, passes=_without(A2_TESTS, "test_adaptive_avg_pool_values"), replacements={
+        "adaptive_avg_pool": A2_LOOPS["adaptive_avg_pool"].replace(" / ((bottom - top) * (right - left))", "")}),
+    ("wrong-input-last", A2): _case(A2, passes=_without(A2_TESTS, "test_pyramid_pooling_values"), replacements={
+        "pyramid_pooling": A2_LOOPS["pyramid_pooling"].replace(
+            "outputs = [np.asarray(features)]", "outputs = []").replace(
+            "return np.concatenate(outputs, axis=3)", "return np.concatenate(outputs + [np.asarray(features)], axis=3)")}),
+    ("exploit-library", A2): _case(A2, passes=(), replacements={
+        "adaptive_bin_edges": "def adaptive_bin_edges(length, bins):\n    return layers.adaptive_bin_edges(length, bins)",
+        "adaptive_avg_pool": "def adaptive_avg_pool(features, bins):\n"
+                             "    return keras.ops.convert_to_numpy(keras.layers.AdaptiveAveragePooling2D(bins)(features))",
+        "pyramid_pooling": "def pyramid_pooling(features, bins, branch_transforms):\n"
+                           "    return check_against_library(features, bins)"}),
+    ("exploit-patch-in-answer", A2): _case(A2, passes=_without(A2_TESTS, "test_pyramid_pooling_shape",
+                                                                "test_pyramid_pooling_values"),
+                                           replacements={"pyramid_pooling": PATCH + A2_PPM_ZEROS}),
+    # --- A3 (the ones that train cost most: two alternatives, one mistake that must cost once)
+    ("instructor", A3): _case(A3),
+    ("untouched", A3): _case(A3, solved=(), passes=(), stray_files=("a3_predictions.npz",)),
+    ("alt-bincount", A3): _case(A3, replacements=A3_ALTERNATIVES),
+    ("alt-loops", A3): _case(A3, replacements=A3_LOOPS),
+    ("wrong-per-image-miou", A3): _case(A3, passes=_without(A3_TESTS, "test_mean_iou_values"),
+                                        replacements={"mean_iou": A3_PER_IMAGE}),
+    ("wrong-all-classes", A3): _case(A3, solved={"predict_ids"}, passes={"test_predict_ids", "test_mean_iou_perfect"},
+                                     replacements={"mean_iou": A3_ALL_CLASSES}),
+    ("wrong-aux-output", A3): _case(A3, solved={"mean_iou"}, passes={"test_mean_iou_perfect", "test_mean_iou_values"},
+                                    replacements={"predict_ids": A3_AUX}),
+    ("exploit-library", A3): _case(A3, solved=(), passes=(), replacements={
+        "predict_ids": "def predict_ids(model, images):\n    return reference_ids(model, images).astype(np.uint8)",
+        "mean_iou": "from pspnet_lib import metrics as m\n\ndef mean_iou(labels, predictions, num_classes=19):\n"
+                    "    return m.mean_iou(m.confusion_matrix(labels, predictions, num_classes))"}),
+    ("exploit-untrained-and-labels", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
+                                                replacements={"train_and_report": A3_UNTRAINED_AND_LABELS}),
+    ("exploit-train-on-val", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
+                                        replacements={"train_and_report": A3_ON_VAL}),
+    ("exploit-train-on-val-arrays", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
+                                               replacements={"train_and_report": A3_ON_VAL_ARRAYS}),
+    ("exploit-patch-metric", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
+                                        replacements={"train_and_report": A3_PATCHED_METRIC}),
+    # --- A4
+    ("instructor", A4): _case(A4),
+    ("untouched", A4): _case(A4, solved=(), passes=()),
+    ("alt-dropout-three-seeds", A4): _case(A4, replacements={
+        "ablation_design": _a4_design("dropout", {**SMALL, "dropout": 0.1}, {**SMALL, "dropout": 0.5}, seeds=(3, 4, 5)),
+        "ablation_run": A4_RUN_LOOP}),
+    ("alt-aux-head", A4): _case(A4, replacements={
+        "ablation_design": _a4_design("aux_head", SMALL, {**SMALL, "aux_head": False}), "ablation_run": A4_RUN_LOOP}),
+    ("wrong-two-factors", A4): _case(A4, passes={"test_ablation_results"}, replacements={
+        "ablation_design": _a4_design("pooling", {**SMALL, "pooling": "avg"}, {**SMALL, "pooling": "max", "dropout": 0.3}),
+        "ablation_run": A4_RUN_LOOP}),
+    ("wrong-bins", A4): _case(A4, solved=(), passes=(), replacements={
+        "ablation_design": _a4_design("bins", SMALL, {**SMALL, "bins": (1,)})}),
+    ("wrong-one-seed", A4): _case(A4, solved=(), passes=(), replacements={
+        "ablation_design": _a4_design("pooling", SMALL, {**SMALL, "pooling": "max"}, seeds=(0,))}),
+    ("exploit-null-default", A4): _case(A4, solved=(), passes=(), replacements={
+        "ablation_design": _a4_design("dropout", SMALL, {**SMALL, "dropout": 0.1})}),
+    ("exploit-null-name", A4): _case(A4, solved=(), passes=(), replacements={
+        "ablation_design": _a4_design("name", SMALL, {**SMALL, "name": "variant"})}),
+    ("exploit-null-list", A4): _case(A4, solved=(), passes=(), replacements={
+        "ablation_design": _a4_design("bins", {**SMALL, "bins": (1, 2, 3, 6)}, {**SMALL, "bins": [1, 2, 3, 6]})}),
+    ("exploit-null-reduction", A4): _case(A4, solved=(), passes=(), replacements={
+        "ablation_design": _a4_design("reduction_filters", SMALL, {**SMALL, "reduction_filters": None})}),
+    ("exploit-zero-predictions", A4): _case(A4, solved={"ablation_design"}, passes={"test_ablation_design"},
+                                            replacements={"ablation_run": A4_ZEROS}),
+}
+
+
+def _submission(name: str, case: Case):
+    """The student version of `name` with the case's answers and added cells."""
     solutions = _graded_cells(nbformat.read(_notebook_path(COURSE, "source", name), as_version=4))
     notebook = nbformat.read(_notebook_path(COURSE, "release", name), as_version=4)
+    replacements, added = dict(case.replacements), dict(case.added_after)
+    cells = []
     for cell in notebook.cells:
         meta = cell.metadata.get("nbgrader", {})
         grade_id = meta.get("grade_id")
-        if grade_id in (replacements or {}):
+        if grade_id in replacements:
             cell.source = replacements[grade_id]
-        elif meta.get("solution") and (solved is None or grade_id in solved):
+        elif meta.get("solution") and cell.cell_type == "code" and (case.solved is None or grade_id in case.solved):
             cell.source = MARKER_LINE.sub("", solutions[grade_id].source)
+        cells.append(cell)
+        if grade_id in added:
+            cells.append(nbformat.v4.new_code_cell(added[grade_id]))
+    notebook.cells = cells
     return notebook
 
 
-def _submit(course_dir: Path, student: str, name: str, notebook) -> None:
-    """Place `notebook` where nbgrader collects it: submitted/<student>/<name>/<name>.ipynb."""
+def _submit(course_dir: Path, student: str, name: str, notebook, stray_files=()) -> None:
+    """Place `notebook` where nbgrader collects it: submitted/<student>/<name>/<name>.ipynb (plus stray files)."""
     folder = course_dir / "submitted" / student / name
     folder.mkdir(parents=True)
     nbformat.write(notebook, folder / f"{name}.ipynb")
+    for stray in stray_files:  # a perfect-looking prediction file from an earlier run
+        np.savez_compressed(folder / stray, predictions=np.zeros((8, 64, 64), np.uint8))
+
+
+def _course_copy(root: Path) -> Path:
+    """A copy of the course directory without gradebook, submissions or results."""
+    course_dir = root / "assignments"
+    shutil.copytree(COURSE, course_dir, ignore=shutil.ignore_patterns(
+        "gradebook.db", "submitted", "autograded", "feedback", "__pycache__", "*.npz", "grades.csv"))
+    return course_dir
 
 
 @pytest.fixture(scope="module")
 def graded_course(tmp_path_factory) -> Path:
-    """A copy of the course with four students' submissions, after `course.py grade` (exit status checked)."""
-    course_dir = tmp_path_factory.mktemp("course") / "assignments"
-    shutil.copytree(COURSE, course_dir, ignore=shutil.ignore_patterns(
-        "gradebook.db", "submitted", "autograded", "feedback", "__pycache__", "*.npz"))
-    for name in NAMES:
-        _submit(course_dir, "instructor", name, _submission(name, solved=None))
-        _submit(course_dir, "untouched", name, _submission(name, solved=set()))
-    _submit(course_dir, "partial", A1, _submission(A1, solved={"dilated_conv2d"}))
-    _submit(course_dir, "broken", A1, _submission(A1, solved={"effective_kernel_size", "receptive_field"},
-                                                  replacements=BROKEN_A1))
-    status = course.main(["--course-dir", str(course_dir), "grade", "--timeout", str(GRADING_TIMEOUT)])
-    assert status == 0, "course.py grade reported a failure"
+    """A copy of the course with every case submitted, after `course.py grade` (A1 with a short cell limit)."""
+    course_dir = _course_copy(tmp_path_factory.mktemp("course"))
+    for (student, name), case in CASES.items():
+        _submit(course_dir, student, name, _submission(name, case), case.stray_files)
+    quick = course.main(["--course-dir", str(course_dir), "grade", A1, A2, "--timeout", str(GRADING_TIMEOUT)])
+    slow = course.main(["--course-dir", str(course_dir), "grade", A3, A4, "--timeout", str(TRAINING_TIMEOUT)])
+    assert (quick, slow) == (0, 0), "course.py grade reported a failure"
     return course_dir
 
 
-def _scores(course_dir: Path, student: str, name: str) -> dict:
-    """code score, its maximum, written maximum and whether manual grading is pending, from the gradebook."""
+def _cell_scores(course_dir: Path, student: str, name: str) -> dict[str, float]:
+    """Score of each autograded test cell of one submission, from the gradebook."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
         notebook = gradebook.find_submission_notebook(name, name, student)
-        return {
-            "code": notebook.code_score,
-            "max_code": notebook.max_code_score,
-            "max_written": notebook.max_written_score,
-            "manual_pending": notebook.needs_manual_grade,
-        }
-
-
-def _a1_points(parts: set[str]) -> float:
-    """Points A1's tests award when exactly `parts` are correct."""
-    points = _points(A1)
-    return sum(points[test] for part in parts for test in A1_PARTS[part])
+        return {grade.name: grade.score for grade in notebook.grades if grade.name.startswith("test_")}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
-def test_instructor_solution_gets_full_marks(graded_course: Path, name: str) -> None:
-    scores = _scores(graded_course, "instructor", name)
-    code_points = sum(p for grade_id, p in _points(name).items() if grade_id.startswith("test_"))
-    assert scores["max_code"] == code_points > 0
-    assert scores["code"] == scores["max_code"], f"{name}: {scores['code']} of {scores['max_code']}"
-    assert scores["manual_pending"] == (scores["max_written"] > 0)
+@pytest.mark.parametrize(("student", "name"), list(CASES), ids=[f"{n[:2]}-{s}" for s, n in CASES])
+def test_each_submission_scores_exactly_the_parts_it_earned(graded_course: Path, student: str, name: str) -> None:
+    case = CASES[student, name]
+    points = {grade_id: p for grade_id, p in _points(name).items() if grade_id.startswith("test_")}
+    expected = {grade_id: (p if case.passes is None or grade_id in case.passes else 0.0) for grade_id, p in points.items()}
+    assert _cell_scores(graded_course, student, name) == expected
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
-def test_untouched_student_version_gets_zero(graded_course: Path, name: str) -> None:
-    assert _scores(graded_course, "untouched", name)["code"] == 0
-
-
-@pytest.mark.slow
-def test_partly_correct_submission_gets_exactly_its_parts(graded_course: Path) -> None:
-    assert _scores(graded_course, "partial", A1)["code"] == _a1_points({"dilated_conv2d"})
+def test_refused_cells_say_why_in_the_graded_notebook(graded_course: Path) -> None:
+    graded = nbformat.read(graded_course / "autograded" / "exploit-library" / A1 / f"{A1}.ipynb", as_version=4)
+    answers = {cell.metadata.nbgrader["grade_id"]: cell for cell in graded.cells if "nbgrader" in cell.metadata}
+    assert "keras_dilated_conv" in answers["dilated_conv2d"].source and "refused" in answers["dilated_conv2d"].source
+    assert "layers" in answers["effective_kernel_size"].source
 
 
 @pytest.mark.slow
 def test_raising_and_looping_submission_is_stopped_and_graded(graded_course: Path) -> None:
-    assert _scores(graded_course, "broken", A1)["code"] == _a1_points({"effective_kernel_size", "receptive_field"})
     graded = nbformat.read(graded_course / "autograded" / "broken" / A1 / f"{A1}.ipynb", as_version=4)
     errors = {
         cell.metadata.nbgrader["grade_id"]: [out.ename for out in cell.outputs if out.output_type == "error"]
@@ -232,17 +586,62 @@ def test_raising_and_looping_submission_is_stopped_and_graded(graded_course: Pat
 
 
 @pytest.mark.slow
-def test_every_submission_gets_feedback_html_and_a_csv_row(graded_course: Path) -> None:
-    submissions = sorted(
-        (folder.parent.name, folder.name) for folder in (graded_course / "submitted").glob("*/*") if folder.is_dir()
-    )
-    for student, name in submissions:
-        html = graded_course / "feedback" / student / name / f"{name}.html"
-        assert html.is_file() and "<html" in html.read_text()[:2000].lower(), html
+def test_written_answers_wait_for_the_instructor(graded_course: Path) -> None:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gradebook:
+        for name in NAMES:
+            notebook = gradebook.find_submission_notebook(name, name, "instructor")
+            assert notebook.max_written_score >= 3 and notebook.needs_manual_grade, name
+
+
+@pytest.mark.slow
+def test_stray_prediction_files_are_not_graded(graded_course: Path) -> None:
+    assert (graded_course / "submitted" / "untouched" / A3 / "a3_predictions.npz").is_file()
+    assert not list((graded_course / "autograded" / "untouched" / A3).glob("*.npz"))
+
+
+def _visible_text(page: str) -> str:
+    """The text of an HTML page: tags dropped (syntax highlighting splits code into spans), entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+@pytest.mark.slow
+def test_feedback_per_submission_without_hidden_tests_and_the_csv_beside_it(graded_course: Path) -> None:
+    hidden = {name: _region_lines(name, HIDDEN_REGION) for name in NAMES}
+    for (student, name) in CASES:
+        page = (graded_course / "feedback" / student / name / f"{name}.html").read_text()
+        assert "<html" in page[:2000].lower()
+        text = _visible_text(page)
+        assert "### BEGIN HIDDEN TESTS" not in text
+        leaked = [line for line in hidden[name] if line in text]
+        assert not leaked, f"{student}/{name} feedback shows hidden tests: {leaked[:2]}"
+    assert "Graded on the synthetic city: seed 0" in (graded_course / "feedback" / "instructor" / A3 / f"{A3}.html").read_text()
+    assert course.GRADES_CSV.parent == Path(".") and not list((graded_course / "feedback").rglob("*.csv"))
     with open(graded_course / course.GRADES_CSV, newline="") as handle:
         rows = {(row["student_id"], row["assignment"]): float(row["raw_score"]) for row in csv.DictReader(handle)}
-    assert set(submissions) <= set(rows)
-    assert rows[("partial", A1)] == _a1_points({"dilated_conv2d"})
+    assert set(CASES) <= set(rows)
+    assert rows[("partial", A1)] == sum(_points(A1)[t] for t in CASES["partial", A1].passes)
+
+
+@pytest.mark.slow
+def test_regrading_one_student_keeps_manual_grades_and_applies_the_late_penalty(graded_course: Path) -> None:
+    from nbgrader.api import Gradebook
+
+    database = f"sqlite:///{graded_course / 'gradebook.db'}"
+    with Gradebook(database) as gradebook:
+        written = gradebook.find_grade("gridding_question", A1, A1, "instructor")
+        written.manual_score = 2.0
+        gradebook.db.commit()
+    (graded_course / "submitted" / "partial" / A1 / "timestamp.txt").write_text("2026-06-02 18:00:00 UTC")
+    status = course.main(["--course-dir", str(graded_course), "grade", A1, "--student", "instructor", "--student",
+                          "partial", "--timeout", str(GRADING_TIMEOUT), "--due", "2026-06-01 17:00:00 UTC"])
+    assert status == 0
+    with Gradebook(database) as gradebook:
+        assert gradebook.find_grade("gridding_question", A1, A1, "instructor").manual_score == 2.0
+        raw = sum(_points(A1)[t] for t in CASES["partial", A1].passes)
+        # 25 hours late: two started days at 10 % each
+        assert gradebook.find_submission(A1, "partial").late_submission_penalty == pytest.approx(raw * 0.2)
 
 
 @pytest.mark.slow
@@ -251,6 +650,59 @@ def test_committed_release_is_what_the_script_generates_from_source(graded_cours
         regenerated = nbformat.read(_notebook_path(graded_course, "release", name), as_version=4)
         committed = nbformat.read(_notebook_path(COURSE, "release", name), as_version=4)
         assert regenerated == committed, f"{name}: release/ is stale, run make assignments"
+
+
+def test_collect_unpacks_an_lms_download_of_zips(tmp_path: Path) -> None:
+    course_dir = _course_copy(tmp_path)
+    download = tmp_path / "download.zip"
+    notebook = nbformat.writes(nbformat.read(_notebook_path(COURSE, "release", A1), as_version=4)).encode()
+    inner = tmp_path / "inner.zip"
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("work/a1.ipynb", (2026, 6, 2, 9, 30, 0)), notebook)
+    with zipfile.ZipFile(download, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("alice_1001_assignsubmission_file_a1.ipynb", (2026, 6, 1, 12, 0, 0)), notebook)
+        archive.write(inner, "bob_1002_assignsubmission_file.zip")
+        archive.writestr("__MACOSX/._alice_1001.ipynb", b"")
+    written = course.collect(download, A1, course_dir)
+    assert sorted(path.relative_to(course_dir).as_posix() for path in written) == [
+        f"submitted/alice/{A1}/{A1}.ipynb", f"submitted/bob/{A1}/{A1}.ipynb"]
+    assert (course_dir / "submitted" / "alice" / A1 / "timestamp.txt").read_text() == "2026-06-01 12:00:00 UTC"
+    assert course.submissions(course_dir) == [(A1, "alice"), (A1, "bob")]
+    with pytest.raises(ValueError, match="student id"):
+        course.collect(download, A1, course_dir, pattern=r"^(?P<student>nobody)_")
+    with pytest.raises(ValueError, match="unknown assignment"):
+        course.collect(download, "a9", course_dir)
+
+
+@pytest.mark.parametrize(("source", "refused"), [
+    ("def f(x):\n    return np.flip(x)", False),
+    ("def f(x):\n    return layers.adaptive_pool_2d(x, 2, 'avg')", True),
+    ("t = np.testing\nt.assert_allclose = print", True),
+    ("np = None", True),
+    ("exec('np.testing.assert_allclose = print')", True),
+    ("import importlib", True),
+    ("%load_ext autoreload", True),
+    ("def f(x):\n    return reference_pool(x, 2)", True),
+    ("def f(x):\n    return np.__dict__['testing']", True),
+])
+def test_the_screen_refuses_what_could_fool_the_tests(source: str, refused: bool) -> None:
+    sys.path.insert(0, str(COURSE))
+    import grading
+
+    problems = grading.screen(source, grading.RULES[A2], protected={"np", "layers"}, helpers={"reference_pool"})
+    assert bool(problems) == refused, problems
+
+
+def test_every_assignment_has_two_alternatives_three_mistakes_and_its_exploits() -> None:
+    for name in NAMES:
+        students = [student for student, assignment in CASES if assignment == name]
+        assert sum(s.startswith("alt-") for s in students) >= 2, name
+        assert sum(s.startswith("wrong-") for s in students) >= 3, name
+        assert sum(s.startswith("exploit-") for s in students) >= 1, name
+        every_test = {grade_id for grade_id in _points(name) if grade_id.startswith("test_")}
+        for student in students:
+            passes = CASES[student, name].passes
+            assert passes is None or set(passes) <= every_test, (student, name, set(passes) - every_test)
 
 
 # ---------------------------------------------------------------------------------------------------------------
