@@ -144,8 +144,14 @@ def test_the_pipeline_yields_decoded_batches_of_the_real_pairs(real_pairs) -> No
 @pytest.mark.parametrize(
     "notebook", ["05_data_pipeline.ipynb", "06_training_on_gpu.ipynb", "07_evaluation_and_inference.ipynb"]
 )
-def test_notebooks_run_on_the_real_pairs_in_fast_mode(real_pairs, notebook) -> None:
-    """nbval in a subprocess (stored outputs untouched); PSPNET_DATASET=real makes a fallback an error."""
+def test_notebooks_run_on_the_real_pairs_in_fast_mode(real_pairs, notebook, tmp_path) -> None:
+    """nbval in a subprocess (stored outputs untouched); PSPNET_DATASET=real makes a fallback an error.
+
+    The stored outputs come from the synthetic city, so no output is compared: a sanitizer that blanks
+    every output leaves nbval checking only that every cell runs without an error.
+    """
+    blank_outputs = tmp_path / "blank_outputs.cfg"
+    blank_outputs.write_text("[every_output]\nregex: (?s).+\nreplace: OUTPUT\n")
     environment = {
         **os.environ,
         "PSPNET_FAST": "1",
@@ -155,7 +161,7 @@ def test_notebooks_run_on_the_real_pairs_in_fast_mode(real_pairs, notebook) -> N
     }
     command = [
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
-        "--nbval-sanitize-with", str(NOTEBOOKS / "nbval_sanitize.cfg"), str(NOTEBOOKS / notebook),
+        "--nbval-sanitize-with", str(blank_outputs), str(NOTEBOOKS / notebook),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment, cwd=PROJECT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
