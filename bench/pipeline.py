@@ -7,6 +7,7 @@ decodes labels with the library's vectorised `read_pair` shows how much of the g
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,11 +76,15 @@ def loop_rate(paths: list[Path], read: PairLoader, size: int) -> float:
     return len(paths) / seconds
 
 
-def epoch_rates(root: Path, size: int, limit: int, batch_size: int = 8, later_epochs: int = 2) -> tuple[float, float]:
-    """Pairs per second of the library's augmented, shuffled training pipeline over `limit` files.
+def epoch_rates(
+    root: Path, size: int, limit: int, batch_size: int = 8, later_epochs: int = 2
+) -> tuple[float, float, float]:
+    """The library's augmented, shuffled training pipeline over `limit` files: pairs/s and CPU time.
 
-    (first epoch, later epochs): the first decodes every JPEG and label (and fills the cache); the later
-    ones, timed together, read the cache and only augment. Iterator start-up counts, as in training.
+    (first epoch pairs/s, later epochs pairs/s, later epochs CPU ms per pair): the first epoch decodes
+    every JPEG and label (and fills the cache); the later ones, timed together, read the cache and only
+    augment. Iterator start-up counts, as in training. CPU time (all threads) barely depends on other
+    work on a shared machine, unlike the wall-clock rates.
     """
     from pspnet_lib.data import make_dataset
 
@@ -92,15 +97,17 @@ def epoch_rates(root: Path, size: int, limit: int, batch_size: int = 8, later_ep
         return sum(int(labels.shape[0]) for _, labels in dataset)
 
     pairs, first_seconds = timed(one_epoch)
+    cpu_start = time.process_time()
     later_pairs, later_seconds = timed(lambda: sum(one_epoch() for _ in range(later_epochs)))
-    return pairs / first_seconds, later_pairs / later_seconds
+    cpu_ms_per_pair = 1000 * (time.process_time() - cpu_start) / later_pairs
+    return pairs / first_seconds, later_pairs / later_seconds, cpu_ms_per_pair
 
 
 def pipeline_rows(root: Path, size: int = 256, tf_data_files: int = 800, loop_files: int = 12) -> list[Row]:
     """Rows: tf.data first and later epoch, plain tutorial loop, vectorised loop (pairs/s), against the targets."""
     paths = list_pairs(resolve_dataset_dirs(root).train)
     tf_data_files, loop_files = min(tf_data_files, len(paths)), min(loop_files, len(paths))
-    first, pipeline = epoch_rates(root, size, tf_data_files)
+    first, pipeline, cpu_ms = epoch_rates(root, size, tf_data_files)
     plain = loop_rate(paths[:loop_files], tutorial_read_pair, size)
     vectorised = loop_rate(paths[:tf_data_files], read_pair, size)
     ratio = speedup(pipeline, plain)
@@ -121,6 +128,13 @@ def pipeline_rows(root: Path, size: int = 256, tf_data_files: int = 800, loop_fi
             f"{where}, {tf_data_files} files: from the cache, augmented anew",
             f">= {PIPELINE_MIN_PAIRS_PER_SECOND:g} pairs/s",
             rate_met(pipeline),
+        ),
+        Row(
+            "pipeline",
+            "tf.data pipeline (make_dataset), later epochs, CPU time",
+            cpu_ms,
+            "ms/pair",
+            f"{where}: all threads; 2 cores give at most {2000 / cpu_ms:.0f} pairs/s however busy the machine",
         ),
         Row(
             "pipeline",
