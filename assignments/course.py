@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -184,7 +185,10 @@ def grade(
         def autograde(job: tuple[str, str]) -> bool:
             name, student = job
             arguments = ["autograde", name, "--student", student, "--force", *timeout_option]
-            return run_nbgrader(course_dir, arguments, jupyter_path, limits.notebook_timeout)
+            start = time.perf_counter()
+            succeeded = run_nbgrader(course_dir, arguments, jupyter_path, limits.notebook_timeout)
+            print(f"graded {name} of {student} in {time.perf_counter() - start:.0f} s", flush=True)
+            return succeeded
 
         with ThreadPoolExecutor(max_workers=max(1, limits.workers)) as pool:
             outcomes = list(pool.map(autograde, selected))

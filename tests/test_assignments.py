@@ -459,7 +459,7 @@ CASES = {
     ("wrong-aux-output", A3): _case(A3, solved={"mean_iou"}, passes={"test_mean_iou_perfect", "test_mean_iou_values"},
                                     replacements={"predict_ids": A3_AUX}),
     ("exploit-library", A3): _case(A3, solved=(), passes=(), replacements={
-        "predict_ids": "def predict_ids(model, images):\n    return reference_ids(model, images).astype(np.uint8)",
+        "predict_ids": "def predict_ids(model, images):\n    return reference_logits(model, images).argmax(-1).astype(np.uint8)",
         "mean_iou": "from pspnet_lib import metrics as m\n\ndef mean_iou(labels, predictions, num_classes=19):\n"
                     "    return m.mean_iou(m.confusion_matrix(labels, predictions, num_classes))"}),
     ("exploit-untrained-and-labels", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
@@ -541,8 +541,8 @@ def graded_course(tmp_path_factory) -> Path:
     course_dir = _course_copy(tmp_path_factory.mktemp("course"))
     for (student, name), case in CASES.items():
         _submit(course_dir, student, name, _submission(name, case), case.stray_files)
-    quick = course.main(["--course-dir", str(course_dir), "grade", A1, A2, "--timeout", str(GRADING_TIMEOUT)])
     slow = course.main(["--course-dir", str(course_dir), "grade", A3, A4, "--timeout", str(TRAINING_TIMEOUT)])
+    quick = course.main(["--course-dir", str(course_dir), "grade", A1, A2, "--timeout", str(GRADING_TIMEOUT)])
     assert (quick, slow) == (0, 0), "course.py grade reported a failure"
     return course_dir
 
@@ -645,9 +645,11 @@ def test_regrading_one_student_keeps_manual_grades_and_applies_the_late_penalty(
 
 
 @pytest.mark.slow
-def test_committed_release_is_what_the_script_generates_from_source(graded_course: Path) -> None:
+def test_committed_release_is_what_the_script_generates_from_source(tmp_path: Path) -> None:
+    course_dir = _course_copy(tmp_path)
+    course.release(course_dir)
     for name in NAMES:
-        regenerated = nbformat.read(_notebook_path(graded_course, "release", name), as_version=4)
+        regenerated = nbformat.read(_notebook_path(course_dir, "release", name), as_version=4)
         committed = nbformat.read(_notebook_path(COURSE, "release", name), as_version=4)
         assert regenerated == committed, f"{name}: release/ is stale, run make assignments"
 
@@ -753,7 +755,7 @@ def test_student_kit_holds_the_course_and_no_solution(tmp_path: Path, released: 
     assert {"README.md", "Makefile", "pyproject.toml", "pspnet_lib/layers.py", "assignments/README.md"} <= set(files)
     assert any(path.startswith("notebooks/0") for path in files)
     forbidden_paths = ("assignments/source", "gradebook", "feedback", "submitted", "autograded", "course.py",
-                       "nbgrader_config.py", "grader", ".npz", "tests/")
+                       "nbgrader_config.py", "grading.py", "kit_readme", ".npz", "tests/")
     assert not [path for path in files if any(part in path for part in forbidden_paths)]
     source_files = {path.relative_to(COURSE / "source").as_posix() for path in (COURSE / "source").rglob("*")}
     assert not [path for path in files if path.removeprefix("assignments/source/") in source_files - {""}
