@@ -226,10 +226,11 @@ def test_gpu_run_refuses_the_synthetic_city_unless_asked(no_colab, no_real_pairs
     assert chosen == tmp_path / "toy" and "synthetic city" in capsys.readouterr().out
 
 
-def test_gpu_run_takes_the_real_pairs_even_when_synthetic_is_allowed(no_colab, no_real_pairs, tmp_path):
+def test_gpu_run_takes_the_real_pairs_even_when_synthetic_is_allowed(no_colab, no_real_pairs, tmp_path, capsys):
     download = FakeDownload(result=tmp_path / "real")
     chosen = runtime.gpu_run_dataset("local", True, "X", environ={"KAGGLE_USERNAME": "a", "KAGGLE_KEY": "b"}, download=download)
     assert chosen == tmp_path / "real"
+    assert capsys.readouterr().out.startswith("Using the real Cityscapes pairs at ")
 
 
 # --- Google Drive -------------------------------------------------------------------------------------
