@@ -29,7 +29,7 @@ def how_to_get(offer_download_command: bool = True) -> str:
     """One sentence on the ways to obtain a dataset."""
     command = "with `python -m pspnet_lib data kaggle`, or " if offer_download_command else ""
     return (
-        f"Download it {command}by hand from {DATASET_URL} (unzip into {data_root() / NESTED_NAME} or point "
+        f"Download it {command}by hand from {DATASET_URL} (unzip into {shown_path(data_root() / NESTED_NAME)} or point "
         f"${PAIRS_DIR_ENV} at it), or use the synthetic city (`python -m pspnet_lib data toy`)."
     )
 
