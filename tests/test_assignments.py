@@ -779,3 +779,18 @@ def test_student_kit_holds_the_course_and_no_solution(tmp_path: Path, released: 
 def test_student_kit_refuses_to_write_into_the_project_outside_dist() -> None:
     with pytest.raises(ValueError, match="dist"):
         course.student_kit(ROOT / "notebooks" / "kit")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_written_answer_follows_its_question_and_has_a_levelled_guide(name: str) -> None:
+    released = nbformat.read(_notebook_path(COURSE, "release", name), as_version=4).cells
+    source = _graded_cells(nbformat.read(_notebook_path(COURSE, "source", name), as_version=4))
+    written = [i for i, cell in enumerate(released) if cell.cell_type == "markdown" and "nbgrader" in cell.metadata
+               and cell.metadata.nbgrader["solution"]]
+    assert written, f"{name} has no written question"
+    for index in written:
+        question = released[index - 1]
+        assert question.cell_type == "markdown" and len(question.source.split()) >= 30, f"{name}: no question before"
+        guide = source[released[index].metadata.nbgrader["grade_id"]].source
+        assert "marking guide" in guide.lower() and len(re.findall(r"^- \*\*?\d", guide, re.M)) + len(
+            re.findall(r"^- .*\(\d\): \d = ", guide, re.M)) >= 3, f"{name}: the guide needs level descriptors"
