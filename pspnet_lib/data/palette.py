@@ -1,8 +1,10 @@
 """The Cityscapes label palette: train ids <-> colours, with JPEG-tolerant colour decoding.
 
 `decode_mask` works on NumPy arrays and, with the same arithmetic, on TensorFlow tensors inside a
-tf.data graph. All colour distances are computed exactly (integers below 2**24 in float32), so both
-paths give identical ids, ties included (the lower table index wins).
+tf.data graph. All colour distances are computed exactly (sums of squared integer differences, below
+2**24 in float32), so both paths give identical ids, ties included (the lower table index wins).
+By default it is border-aware (see `SUPPORT_WINDOW`): JPEG blends at class borders do not invent classes;
+`border_artefacts` marks the pixels where that rule overrides plain nearest-colour decoding.
 """
 
 from __future__ import annotations
@@ -64,6 +66,17 @@ COLOR_TABLE_IDS.setflags(write=False)
 # beyond 40 are JPEG mixes of two neighbouring colours whose nearest colour is a guess.
 DEFAULT_MAX_DISTANCE = 40.0
 
+# Border-aware decoding. The Kaggle files are JPEG quality ~95 with 4:2:0 chroma subsampling, which
+# blends label colours over 2x2 blocks at class borders, and a blend can land on a third palette colour:
+# car (0,0,142) + black (0,0,0) = (0,0,71), i.e. truck (0,0,70). So a pixel may only take a colour that is
+# "clean" (its nearest colour, within CLEAN_DISTANCE) somewhere in the SUPPORT_WINDOW x SUPPORT_WINDOW
+# window around it; the nearest of those colours wins, subject to max_distance. Measured on 200 synthetic
+# label maps saved as the real files are (quality 95, 4:2:0), share of non-void pixels, plain -> this rule:
+# right 97.10% -> 97.26%, another class 0.470% -> 0.005%, a class absent from the image 0.423% -> 0.003%,
+# made 255 2.43% -> 2.73%. (Windows of 3 or clean distances of 15+ let absent classes back in above 0.01%.)
+CLEAN_DISTANCE = 10.0
+SUPPORT_WINDOW = 5
+
 
 def color_index_of(name: str) -> int:
     """Row of `COLOR_TABLE` holding the colour of a train class or void label `name`."""
@@ -75,34 +88,74 @@ def color_index_of(name: str) -> int:
     return int(matches[0])
 
 
-def decode_mask(rgb: Any, max_distance: float = DEFAULT_MAX_DISTANCE) -> Any:
-    """Colour label map (..., H, W, 3) uint8 -> train ids (..., H, W) uint8; void or far colours -> 255."""
+def decode_mask(rgb: Any, max_distance: float = DEFAULT_MAX_DISTANCE, border_aware: bool = True) -> Any:
+    """Colour label map (..., H, W, 3) uint8 -> train ids (..., H, W) uint8; void or far colours -> 255.
+
+    With `border_aware` (the default) a pixel takes the nearest colour among those that appear cleanly
+    within its `SUPPORT_WINDOW` (see the note above), so JPEG blends at class borders never invent a class.
+    """
     if max_distance < 0:
         raise ValueError(f"max_distance must be >= 0, got {max_distance}")
     if isinstance(rgb, np.ndarray):
-        return _decode_mask_numpy(rgb, max_distance)
-    return _decode_mask_tensorflow(rgb, max_distance)
+        return _decode_mask_numpy(rgb, max_distance, border_aware)
+    return _decode_mask_tensorflow(rgb, max_distance, border_aware)
 
 
-def _decode_mask_numpy(rgb: np.ndarray, max_distance: float) -> np.ndarray:
+def border_artefacts(rgb: np.ndarray, max_distance: float = DEFAULT_MAX_DISTANCE) -> np.ndarray:
+    """Pixels of `rgb` (..., H, W, 3) uint8 whose plain nearest-colour class the border-aware rule rejects.
+
+    True where plain decoding gives a train id but `decode_mask` gives another id or 255: the JPEG blends
+    at class borders that would otherwise become classes the neighbourhood does not support.
+    """
+    plain = decode_mask(rgb, max_distance, border_aware=False)
+    return (plain != IGNORE_LABEL) & (plain != decode_mask(rgb, max_distance, border_aware=True))
+
+
+def _decode_mask_numpy(rgb: np.ndarray, max_distance: float, border_aware: bool) -> np.ndarray:
     """NumPy path of `decode_mask`, exact in float32 like the TensorFlow path."""
     if rgb.dtype != np.uint8 or rgb.ndim < 3 or rgb.shape[-1] != 3:
         raise ValueError(f"decode_mask expects a uint8 array (..., H, W, 3), got {rgb.dtype} {rgb.shape}")
-    nearest, squared_distance = nearest_colors(rgb)
-    too_far = squared_distance > max_distance**2
+    squared = squared_color_distances(rgb)
+    if border_aware:
+        squared = np.where(supported_colors(squared), squared, np.float32(np.inf))
+    nearest = squared.argmin(-1)
+    too_far = np.take_along_axis(squared, nearest[..., None], -1)[..., 0] > max_distance**2
     return np.where(too_far, np.uint8(IGNORE_LABEL), COLOR_TABLE_IDS[nearest])
+
+
+def squared_color_distances(rgb: np.ndarray) -> np.ndarray:
+    """Squared RGB distance (exact in float32) of every pixel of `rgb` (..., 3) uint8 to every `COLOR_TABLE` row."""
+    differences = rgb[..., None, :].astype(np.float32) - COLOR_TABLE.astype(np.float32)
+    return (differences**2).sum(-1)
 
 
 def nearest_colors(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per pixel of `rgb` (..., 3) uint8: the row of `COLOR_TABLE` nearest to it and its squared RGB distance (exact)."""
-    pixels = rgb.astype(np.float32)
-    colors = COLOR_TABLE.astype(np.float32)
-    squared = (pixels**2).sum(-1, keepdims=True) - 2 * pixels @ colors.T + (colors**2).sum(-1)
+    squared = squared_color_distances(rgb)
     nearest = squared.argmin(-1)
     return nearest, np.take_along_axis(squared, nearest[..., None], -1)[..., 0]
 
 
-def _decode_mask_tensorflow(rgb: Any, max_distance: float) -> Any:
+def supported_colors(squared: np.ndarray) -> np.ndarray:
+    """(..., H, W, K) squared distances -> bool: colour k is clean somewhere in the pixel's support window."""
+    clean = (squared == squared.min(-1, keepdims=True)) & (squared <= np.float32(CLEAN_DISTANCE**2))
+    flat = clean.reshape((-1,) + clean.shape[-3:])
+    return window_any(window_any(flat, axis=1), axis=2).reshape(clean.shape)
+
+
+def window_any(flags: np.ndarray, axis: int) -> np.ndarray:
+    """True where any of the `SUPPORT_WINDOW` flags centred on each position along `axis` is True."""
+    reach = SUPPORT_WINDOW // 2
+    padding = [(0, 0)] * flags.ndim
+    padding[axis] = (reach, reach)
+    padded = np.pad(flags, padding)
+    size = flags.shape[axis]
+    return np.logical_or.reduce(
+        [padded.take(range(start, start + size), axis=axis) for start in range(SUPPORT_WINDOW)]
+    )
+
+
+def _decode_mask_tensorflow(rgb: Any, max_distance: float, border_aware: bool) -> Any:
     """TensorFlow path of `decode_mask` (graph-safe), exact in float32."""
     import tensorflow as tf
 
@@ -111,10 +164,15 @@ def _decode_mask_tensorflow(rgb: Any, max_distance: float) -> Any:
         raise ValueError(
             f"decode_mask expects a uint8 tensor (H, W, 3) or (B, H, W, 3), got {rgb.dtype} {rgb.shape}"
         )
-    pixels = tf.cast(rgb, tf.float32)
-    colors = tf.constant(COLOR_TABLE, tf.float32)
-    cross = tf.einsum("...c,kc->...k", pixels, colors)  # tensordot here trips a oneDNN uint8 warning
-    squared = tf.reduce_sum(pixels**2, -1, keepdims=True) - 2.0 * cross + tf.reduce_sum(colors**2, -1)
+    # Differences, not |p|^2 - 2 p.c + |c|^2: TensorFlow's CPU einsum/matmul is off by ~0.01 on these integers.
+    differences = tf.cast(rgb, tf.float32)[..., None, :] - tf.constant(COLOR_TABLE, tf.float32)
+    squared = tf.reduce_sum(differences**2, -1)
+    if border_aware:
+        clean = (squared == tf.reduce_min(squared, -1, keepdims=True)) & (squared <= float(CLEAN_DISTANCE**2))
+        flat = tf.reshape(tf.cast(clean, tf.float32), tf.concat([[-1], tf.shape(clean)[-3:]], 0))
+        pooled = tf.nn.max_pool2d(flat, SUPPORT_WINDOW, strides=1, padding="SAME")
+        supported = tf.reshape(pooled > 0.5, tf.shape(clean))
+        squared = tf.where(supported, squared, float("inf"))
     nearest = tf.argmin(squared, axis=-1, output_type=tf.int32)
     ids = tf.gather(tf.constant(COLOR_TABLE_IDS, tf.int32), nearest)
     too_far = tf.reduce_min(squared, axis=-1) > float(max_distance) ** 2

@@ -24,11 +24,14 @@ from pspnet_lib.data.palette import COLOR_TABLE
 
 SPLITS = ("train", "val")
 HALF_SIZE = 256  # each half of a pair is 256x256 pixels, like the Kaggle files
-# Quality 75 gives JPEG ringing and blocking at label borders; chroma subsampling stays off (4:4:4)
-# because 4:2:0 smears colours over 2 px and pushes decoding below 97% on these sharp synthetic masks.
-# (The real files are blurrier still: they were also resampled from 2048x1024.)
-JPEG_QUALITY = 75
-JPEG_SUBSAMPLING = 0
+# Written as the Kaggle files are (checked on all of them: Pillow's quality-95 quantisation tables and
+# `JpegImagePlugin.get_sampling(...) == 2`, i.e. 4:2:0 chroma subsampling, which blends label colours over
+# 2x2 blocks at class borders). `decode_mask`'s border-aware rule is designed against exactly these blends.
+JPEG_QUALITY = 95
+JPEG_SUBSAMPLING = 2  # Pillow's code for 4:2:0
+# Bumped whenever the files change for the same settings (1: quality 75, 4:4:4; 2: quality 95, 4:2:0), so
+# `ensure_synthetic_dataset` regenerates a folder written by an older version of the library.
+FILE_FORMAT = 2
 MARKER_NAME = "synthetic.json"
 
 
@@ -84,8 +87,8 @@ def write_synthetic_dataset(
 
 
 def generation_settings(num_train: int, num_val: int, seed: int, pedestrian_share: float = 0.0) -> dict:
-    """The marker's record of a generation; `pedestrian_share` appears only when it is not 0 (older markers)."""
-    settings = {"seed": seed, "train": num_train, "val": num_val}
+    """The marker's record of a generation (file format included); `pedestrian_share` only when it is not 0."""
+    settings = {"format": FILE_FORMAT, "seed": seed, "train": num_train, "val": num_val}
     if check_pedestrian_share(pedestrian_share) > 0:
         settings["pedestrian_share"] = float(pedestrian_share)
     return settings
