@@ -6,7 +6,9 @@
 #   Linux without one (or GPU=0) -> tensorflow-cpu.
 
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+# The first of python3.11, 3.12, 3.13 that runs (a pyenv shim may exist without its Python), else python3.
+PYTHON ?= $(or $(shell for p in python3.11 python3.12 python3.13; do \
+  $$p -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 13)' 2>/dev/null && command -v $$p && break; done),python3)
 CONSTRAINTS := requirements/constraints.txt
 VENV := .venv
 BIN := $(VENV)/bin
