@@ -35,10 +35,11 @@ class LearningSetup:
 
 def predicted_ids(model, images: np.ndarray) -> np.ndarray:
     """Class ids (B, H, W): argmax of the logits, or the nearest palette colour of an RGB model's output."""
-    from pspnet_lib.inference import is_colour_model, main_output
+    from pspnet_lib.inference import main_output
+    from pspnet_lib.models import is_color_model
 
     output = main_output(model, images)
-    return rgb_output_to_ids(output) if is_colour_model(model) else output.argmax(-1).astype(np.uint8)
+    return rgb_output_to_ids(output) if is_color_model(model) else output.argmax(-1).astype(np.uint8)
 
 
 def validation_miou(model, setup: LearningSetup) -> float:

@@ -79,19 +79,23 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10, trials: int = 3) -> 
     return 2 * size**3 * repeats / best / 1e9
 
 
+def case_spec(backbone: str, image_size: int):
+    """The network every throughput row times: the paper's PSPNet on `backbone` at `image_size` squares."""
+    from pspnet_lib.models import NetworkSpec
+
+    return NetworkSpec("pspnet", backbone, input_size=image_size)
+
+
 def build_case_model(case: ThroughputCase):
     """A freshly compiled PSPNet for `case` (SGD, the library's losses, XLA as asked) under its precision."""
     import keras
 
-    from pspnet_lib.data import NUM_CLASSES
-    from pspnet_lib.models import build_pspnet
+    from pspnet_lib import models
     from pspnet_lib.training import build_optimizer, compile_for_training
 
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(case.precision)
-    model = build_pspnet(
-        NUM_CLASSES, backbone=case.backbone, input_shape=(case.image_size, case.image_size, 3)
-    )
+    model = models.build(case_spec(case.backbone, case.image_size))
     compile_for_training(model, build_optimizer("sgd", total_steps=1000), jit_compile=case.xla)
     return model
 
@@ -160,12 +164,11 @@ def forward_multiply_adds(backbone: str, image_size: int) -> int:
     """`count_flops` (multiply-adds of one forward pass) of the PSPNet at `image_size`."""
     import keras
 
-    from pspnet_lib.data import NUM_CLASSES
-    from pspnet_lib.models import build_pspnet, count_flops
+    from pspnet_lib import models
 
     keras.backend.clear_session()
-    model = build_pspnet(NUM_CLASSES, backbone=backbone, input_shape=(image_size, image_size, 3))
-    return count_flops(model, (image_size, image_size, 3))
+    model = models.build(case_spec(backbone, image_size))
+    return models.count_flops(model, (image_size, image_size, 3))
 
 
 def training_rows(cases: list[ThroughputCase], matmul_size: int = 2048) -> list[Row]:

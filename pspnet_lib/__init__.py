@@ -16,3 +16,8 @@ if find_spec("tensorflow") is None:
         "run `make setup`, or install one build: pip install tensorflow-cpu (no GPU), "
         "pip install 'tensorflow[and-cuda]' (Linux GPU) or pip install tensorflow (macOS)"
     )
+
+# Saved .keras files then load with plain keras.saving.load_model (without loading TensorFlow here).
+from pspnet_lib import keras_registry  # noqa: E402
+
+keras_registry.install()

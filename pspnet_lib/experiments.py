@@ -19,7 +19,7 @@ from pspnet_lib import data, inference, models, training
 from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM, check_batch_norm_momentum
 from pspnet_lib.metrics import SegmentationScores
 
-NETWORKS = ("pspnet", "fcn", "article")
+NETWORKS = models.NETWORKS  # deprecated name: the network names live in models.NETWORKS
 # Keras' BatchNormalization keeps 0.99 of its moving statistics per step: after the ~100-300 steps of a
 # classroom run they are still mostly their initial values and inference-mode predictions collapse to one
 # class. 0.9 (PyTorch's default, 0.1 in its convention) lets them settle within a few dozen steps; the model
@@ -99,10 +99,37 @@ class Variant:
 
     def __post_init__(self) -> None:
         """Reject an unknown network name."""
-        if self.network not in NETWORKS:
+        if self.network not in models.NETWORKS:
             raise ValueError(
-                f"Variant {self.name!r}: network must be one of {NETWORKS}, got {self.network!r}"
+                f"Variant {self.name!r}: network must be one of {models.NETWORKS}, got {self.network!r}"
             )
+
+    def spec(
+        self,
+        image_size: int,
+        batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
+        backbone_width: float = 1.0,
+        dilate: bool = True,
+    ) -> models.NetworkSpec:
+        """The network this variant names, on the given backbone settings.
+
+        The article model is fixed to `image_size` squares and ignores the backbone settings; "no reduction"
+        keeps all the backbone's channels in every pyramid branch.
+        """
+        if self.network == "article":
+            return models.NetworkSpec("article", input_size=image_size, batch_norm_momentum=batch_norm_momentum)
+        all_channels = models.backbone_channels(self.backbone, backbone_width)
+        return models.NetworkSpec(
+            self.network,
+            self.backbone,
+            bins=self.bins,
+            pooling=self.pooling,
+            reduction_filters=None if self.channel_reduction else all_channels,
+            aux_head=self.aux_loss,
+            dilate=dilate,
+            width=backbone_width,
+            batch_norm_momentum=batch_norm_momentum,
+        )
 
     def describe(self) -> str:
         """A short settings summary for tables, e.g. "avg (1, 2, 3, 6), reduction, aux"."""
@@ -151,28 +178,8 @@ def build_variant(
     backbone_width: float = 1.0,
     dilate: bool = True,
 ) -> keras.Model:
-    """The untrained network of `variant` (the article model is fixed to `image_size` squares and ignores the backbone settings)."""
-    if variant.network == "article":
-        return models.build_article_model(
-            (image_size, image_size, 3), flatten_output=False, batch_norm_momentum=batch_norm_momentum
-        )
-    backbone = {
-        "backbone": variant.backbone,
-        "width_multiplier": backbone_width,
-        "dilate": dilate,
-        "aux_head": variant.aux_loss,
-        "batch_norm_momentum": batch_norm_momentum,
-    }
-    if variant.network == "fcn":
-        return models.build_dilated_fcn(data.NUM_CLASSES, **backbone)
-    all_channels = models.backbone_channels(variant.backbone, backbone_width)
-    return models.build_pspnet(
-        data.NUM_CLASSES,
-        bins=variant.bins,
-        pooling=variant.pooling,
-        reduction_filters=None if variant.channel_reduction else all_channels,
-        **backbone,
-    )
+    """The untrained network of `variant`: `models.build(variant.spec(...))`."""
+    return models.build(variant.spec(image_size, batch_norm_momentum, backbone_width, dilate))
 
 
 def training_data(data_root: str | Path, budget: Budget):

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from pspnet_lib.inference import predict_ids
-from pspnet_lib.training.callbacks import read_history
+from pspnet_lib.run_files import read_history
 
 
 def _notebook_display():

@@ -32,6 +32,7 @@ Two decisions where this code differs from the authors' PyTorch code (hszhao/sem
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -43,14 +44,17 @@ import numpy as np
 import tensorflow as tf
 
 from pspnet_lib.config import host_reachable
+from pspnet_lib.data.palette import NUM_CLASSES
 from pspnet_lib.layers import (
     DEFAULT_BATCH_NORM_MOMENTUM,
+    POOLING_TYPES,
     CaffeImageNetPreprocessing,
     DilatedResidualBlock,
     PyramidPoolingModule,
     ResizeToMatch,
     batch_normalization,
     check_batch_norm_momentum,
+    check_bins,
     receptive_field,
 )
 
@@ -99,6 +103,113 @@ BACKBONES = {
     "resnet50": BackboneSpec(64, (64, 128, 256, 512), (3, 4, 6, 3), "bottleneck", 512, 256),
     "small": BackboneSpec(24, (32, 64, 112, 128), (1, 1, 2, 1), "basic", 96, 48),
 }
+
+
+NETWORKS = ("pspnet", "fcn", "article")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Which network to build, in one place: `build(spec)` builds it and the model keeps it as `model.spec`.
+
+    `network`: "pspnet", "fcn" (PSPNet without the pyramid module, the paper's baseline) or "article" (the
+    source article's colour-painting model, which uses only `input_size`, `flat_output` and the batch norm
+    settings). `reduction_filters`: channels of each pyramid branch (None: backbone channels / len(bins), the
+    paper's reduction). `width` scales every channel count of the small backbone. `dilate=False` keeps the later
+    stages at rate 1. `input_size`: a fixed side, or (height, width), of the input (the article model needs
+    one), None for any size.
+    """
+
+    network: str = "pspnet"
+    backbone: str = "resnet50"
+    bins: tuple[int, ...] = (1, 2, 3, 6)
+    pooling: str = "avg"
+    reduction_filters: int | None = None
+    aux_head: bool = True
+    output_stride: int = 8
+    dilate: bool = True
+    width: float = 1.0
+    dropout: float = 0.1
+    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM
+    synchronized_batch_norm: bool = False
+    num_classes: int = NUM_CLASSES
+    input_size: int | tuple[int, int] | None = None
+    flat_output: bool = False
+
+    def __post_init__(self) -> None:
+        """Reject a setting that cannot be built, naming it (ValueError)."""
+        if self.network not in NETWORKS:
+            raise ValueError(f"network must be one of {NETWORKS}, got {self.network!r}")
+        object.__setattr__(self, "bins", check_bins(self.bins))
+        if self.pooling not in POOLING_TYPES:
+            raise ValueError(f"pooling must be one of {POOLING_TYPES}, got {self.pooling!r}")
+        for name in ("aux_head", "dilate", "synchronized_batch_norm", "flat_output"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.reduction_filters is not None and (
+            isinstance(self.reduction_filters, bool) or not isinstance(self.reduction_filters, int) or self.reduction_filters < 1
+        ):
+            raise ValueError(f"reduction_filters must be a positive int or None, got {self.reduction_filters!r}")
+        _backbone_spec(self.backbone, self.width)
+        _check_output_stride(self.output_stride)
+        _check_dropout(self.dropout)
+        check_batch_norm_momentum(self.batch_norm_momentum)
+        _check_num_classes(self.num_classes)
+        if isinstance(self.input_size, list | tuple):
+            object.__setattr__(self, "input_size", tuple(self.input_size))
+        if self.network == "article":
+            _check_article_input_shape(self.input_shape)
+        elif self.input_size is not None:
+            _check_input_shape(self.input_shape)
+        elif self.flat_output:
+            raise ValueError("flat_output applies to network='article' only")
+
+    def replace(self, **changes) -> NetworkSpec:
+        """A copy with `changes` applied (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """The spec as JSON-friendly values (bins as a list)."""
+        return {**dataclasses.asdict(self), "bins": list(self.bins)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> NetworkSpec:
+        """The spec `as_dict` wrote; ValueError naming unknown keys."""
+        unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown network spec settings {sorted(unknown)}")
+        return cls(**{**values, **({"bins": tuple(values["bins"])} if "bins" in values else {})})
+
+    @property
+    def input_shape(self) -> tuple:
+        """(H, W, 3) of the model's input, H and W None for any size."""
+        size = self.input_size
+        return (*size, 3) if isinstance(size, tuple) else (size, size, 3)
+
+
+@keras.saving.register_keras_serializable(package="pspnet_lib")
+class SegmentationModel(keras.Model):
+    """A functional model that records the `NetworkSpec` it was built from (saved with it in .keras files)."""
+
+    def __init__(self, *args, spec: NetworkSpec | dict | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.spec = NetworkSpec.from_dict(spec) if isinstance(spec, dict) else spec
+
+    def get_config(self) -> dict:
+        """The functional config plus the spec."""
+        return {**super().get_config(), "spec": None if self.spec is None else self.spec.as_dict()}
+
+
+def network_spec(model: keras.Model) -> NetworkSpec | None:
+    """The spec `model` was built from, or None for a model not built by `build`."""
+    spec = getattr(model, "spec", None)
+    return spec if isinstance(spec, NetworkSpec) else None
+
+
+def is_color_model(model: keras.Model) -> bool:
+    """True for the article model, which paints RGB instead of predicting class logits (read from its spec)."""
+    spec = network_spec(model)
+    return spec is not None and spec.network == "article"
 
 
 @dataclass(frozen=True)
@@ -182,13 +293,33 @@ def build_backbone(
     batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
     synchronized_batch_norm: bool = False,
     dilate: bool = True,
+    name: str | None = None,
 ) -> keras.Model:
-    """The dilated backbone alone, outputs [conv4 features (aux head input), conv5 features]."""
+    """The dilated backbone alone, outputs [conv4 features (aux head input), conv5 features].
+
+    Segmentation models nest it as their sub-model named `BACKBONE_NAME`; alone it is named `dilated_<backbone>`.
+    """
     spec = _backbone_spec(backbone, width_multiplier)
     norm = _NormSettings(check_batch_norm_momentum(batch_norm_momentum), bool(synchronized_batch_norm))
     image = keras.Input(_check_input_shape(input_shape), name="image")
     aux_features, features = _backbone_features(image, backbone, spec, output_stride, norm, _check_dilate(dilate))
-    return keras.Model(image, [aux_features, features], name=f"dilated_{backbone}")
+    return keras.Model(image, [aux_features, features], name=name or f"dilated_{backbone}")
+
+
+def build(spec: NetworkSpec, weights: str | keras.Model | None = None, name: str | None = None) -> keras.Model:
+    """The untrained network `spec` describes (a `SegmentationModel` recording the spec).
+
+    `weights="imagenet"` starts the resnet50 backbone from Keras' ImageNet ResNet-50 (downloaded once);
+    a keras.applications ResNet50 model passed as `weights` is copied from instead (no download).
+    """
+    if not isinstance(spec, NetworkSpec):
+        raise ValueError(f"spec must be a models.NetworkSpec, got {type(spec).__name__}")
+    if spec.network == "article":
+        if weights is not None:
+            raise ValueError("the article model has no pretrained weights: build it with weights=None")
+        return _build_article_model(spec, name or "article_pspnet")
+    _check_weights(weights if weights is None or isinstance(weights, str) else "imagenet", spec.backbone)
+    return _build_segmentation_model(spec, name or ("pspnet" if spec.network == "pspnet" else "dilated_fcn"), weights)
 
 
 def build_pspnet(
@@ -213,30 +344,13 @@ def build_pspnet(
     `reduction_filters` sets the channels of each pyramid branch (default: backbone channels / len(bins), the
     paper's reduction; the backbone's channel count keeps them all, i.e. no reduction). `dilate=False` keeps
     the backbone's later stages at rate 1 (a smaller receptive field, see `stage_strides_and_dilations`).
+    Shorthand for `build(NetworkSpec(...))`; `input_shape` may fix a non-square size.
     """
-    norm = _NormSettings(check_batch_norm_momentum(batch_norm_momentum), bool(synchronized_batch_norm))
-    context = PyramidPoolingModule(
-        bins=bins,
-        pooling=pooling,
-        reduction_filters=reduction_filters,
-        batch_norm_momentum=norm.momentum,
-        synchronized_batch_norm=norm.synchronized,
-        name="pyramid_pooling",
+    spec = NetworkSpec(
+        "pspnet", backbone, bins, pooling, reduction_filters, aux_head, output_stride, dilate, width_multiplier,
+        dropout, batch_norm_momentum, synchronized_batch_norm, num_classes, _input_size(input_shape),
     )
-    return _build_segmentation_model(
-        num_classes,
-        backbone,
-        input_shape,
-        output_stride,
-        aux_head,
-        weights,
-        dropout,
-        width_multiplier,
-        context,
-        name,
-        norm,
-        dilate,
-    )
+    return _build_segmentation_model(spec, name, _checked_weights(weights, backbone))
 
 
 def build_dilated_fcn(
@@ -254,72 +368,58 @@ def build_dilated_fcn(
     dilate: bool = True,
 ) -> keras.Model:
     """The paper's baseline: PSPNet without the pyramid pooling module (same backbone and heads)."""
-    norm = _NormSettings(check_batch_norm_momentum(batch_norm_momentum), bool(synchronized_batch_norm))
-    return _build_segmentation_model(
-        num_classes,
-        backbone,
-        input_shape,
-        output_stride,
-        aux_head,
-        weights,
-        dropout,
-        width_multiplier,
-        None,
-        name,
-        norm,
-        dilate,
+    spec = NetworkSpec(
+        "fcn", backbone, aux_head=aux_head, output_stride=output_stride, dilate=dilate, width=width_multiplier,
+        dropout=dropout, batch_norm_momentum=batch_norm_momentum,
+        synchronized_batch_norm=synchronized_batch_norm, num_classes=num_classes, input_size=_input_size(input_shape),
     )
+    return _build_segmentation_model(spec, name, _checked_weights(weights, backbone))
 
 
-def _build_segmentation_model(
-    num_classes: int,
-    backbone: str,
-    input_shape: tuple,
-    output_stride: int,
-    aux_head: bool,
-    weights: str | None,
-    dropout: float,
-    width_multiplier: float,
-    context: keras.layers.Layer | None,
-    name: str,
-    norm: _NormSettings,
-    dilate: bool = True,
-) -> keras.Model:
-    """Backbone -> optional context module -> head (+ aux head), outputs upsampled to the input size."""
-    _check_num_classes(num_classes)
-    _check_dropout(dropout)
-    spec = _backbone_spec(backbone, width_multiplier)
+def _input_size(input_shape: tuple) -> int | tuple[int, int] | None:
+    """A spec's `input_size` for a checked (H, W, 3) `input_shape`: None (any size), a side, or (H, W)."""
+    height, width, _ = _check_input_shape(input_shape)
+    if height is None and width is None:
+        return None
+    if height is None or width is None:
+        raise ValueError(f"input_shape must fix both height and width or neither, got {input_shape!r}")
+    return height if height == width else (height, width)
+
+
+def _checked_weights(weights: str | None, backbone: str) -> str | None:
+    """`weights` after `_check_weights`."""
     _check_weights(weights, backbone)
-    _check_output_stride(output_stride)
-    _check_dilate(dilate)
-    image = keras.Input(_check_input_shape(input_shape), name="image")
-    source = load_imagenet_resnet50() if weights == "imagenet" else None
-    backbone_image = keras.Input(_check_input_shape(input_shape), name="backbone_image")
-    backbone_model = keras.Model(
-        backbone_image,
-        list(_backbone_features(backbone_image, backbone, spec, output_stride, norm, dilate)),
+    return weights
+
+
+def _build_segmentation_model(spec: NetworkSpec, name: str, weights: str | keras.Model | None = None) -> keras.Model:
+    """Backbone sub-model -> pyramid pooling (PSPNet) -> head (+ aux head), outputs upsampled to the input size."""
+    input_shape = spec.input_shape
+    norm = _NormSettings(spec.batch_norm_momentum, spec.synchronized_batch_norm)
+    widths = _backbone_spec(spec.backbone, spec.width)
+    source = load_imagenet_resnet50() if weights == "imagenet" else weights
+    image = keras.Input(input_shape, name="image")
+    backbone = build_backbone(
+        spec.backbone, input_shape, spec.output_stride, spec.width, norm.momentum, norm.synchronized, spec.dilate,
         name=BACKBONE_NAME,
     )
-    aux_features, features = backbone_model(image)
-    if context is not None:
-        features = context(features)
-    outputs = [
-        _segmentation_head(features, image, spec.head_filters, num_classes, dropout, "head", "logits", norm)
-    ]
-    if aux_head:
+    aux_features, features = backbone(image)
+    if spec.network == "pspnet":
+        features = PyramidPoolingModule(
+            bins=spec.bins,
+            pooling=spec.pooling,
+            reduction_filters=spec.reduction_filters,
+            batch_norm_momentum=norm.momentum,
+            synchronized_batch_norm=norm.synchronized,
+            name="pyramid_pooling",
+        )(features)
+    head = _segmentation_head(features, image, widths.head_filters, spec, "head", "logits", norm)
+    outputs = [head]
+    if spec.aux_head:
         outputs.append(
-            _segmentation_head(
-                aux_features,
-                image,
-                spec.aux_head_filters,
-                num_classes,
-                dropout,
-                "aux_head",
-                "aux_logits",
-                norm,
-            )
+            _segmentation_head(aux_features, image, widths.aux_head_filters, spec, "aux_head", "aux_logits", norm)
         )
-    model = keras.Model(image, outputs if aux_head else outputs[0], name=name)
+    model = SegmentationModel(image, outputs if spec.aux_head else outputs[0], name=name, spec=spec)
     if source is not None:
         transfer_resnet50_weights(source, model)
     return model
@@ -389,14 +489,7 @@ def _residual_stage(
 
 
 def _segmentation_head(
-    features,
-    image,
-    filters: int,
-    num_classes: int,
-    dropout: float,
-    name: str,
-    output_name: str,
-    norm: _NormSettings,
+    features, image, filters: int, spec: NetworkSpec, name: str, output_name: str, norm: _NormSettings
 ):
     """3x3 conv + BN + ReLU + channel dropout + 1x1 classifier, then float32 bilinear upsampling to the image size.
 
@@ -405,8 +498,8 @@ def _segmentation_head(
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(features)
     x = norm.layer(f"{name}_bn")(x)
     x = keras.layers.ReLU(name=f"{name}_relu")(x)
-    x = keras.layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)
-    x = keras.layers.Conv2D(num_classes, 1, name=f"{name}_classifier")(x)
+    x = keras.layers.SpatialDropout2D(spec.dropout, name=f"{name}_dropout")(x)
+    x = keras.layers.Conv2D(spec.num_classes, 1, name=f"{name}_classifier")(x)
     return ResizeToMatch(name=output_name, dtype="float32")([x, image])
 
 
@@ -434,10 +527,22 @@ def build_article_model(
     - The input size is fixed (upsampling factors are hard-wired) and must be divisible by 8.
 
     Its residual blocks' BNs use `batch_norm_momentum` and `synchronized_batch_norm` like the other builders
-    (the article kept Keras' 0.99, per replica).
+    (the article kept Keras' 0.99, per replica). Shorthand for `build(NetworkSpec("article", input_size=...))`
+    for square inputs.
     """
     height, width, _ = _check_article_input_shape(input_shape)
-    momentum = check_batch_norm_momentum(batch_norm_momentum)
+    spec = NetworkSpec(
+        "article", input_size=height if height == width else (height, width), flat_output=bool(flatten_output),
+        batch_norm_momentum=batch_norm_momentum, synchronized_batch_norm=bool(synchronized_batch_norm),
+    )
+    return _build_article_model(spec, "article_pspnet")
+
+
+def _build_article_model(spec: NetworkSpec, name: str) -> keras.Model:
+    """The article model `spec` describes."""
+    input_shape = spec.input_shape
+    height, width, _ = input_shape
+    momentum, synchronized = spec.batch_norm_momentum, spec.synchronized_batch_norm
     image = keras.Input(input_shape, name="image")
     base = image
     for index, filters in enumerate((32, 64, 128), start=1):
@@ -447,7 +552,7 @@ def build_article_model(
             dilation=2,
             projection=True,
             batch_norm_momentum=momentum,
-            synchronized_batch_norm=bool(synchronized_batch_norm),
+            synchronized_batch_norm=synchronized,
             name=f"article_block{index}",
         )(base)
     pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool_global")(base)
@@ -457,9 +562,9 @@ def build_article_model(
         branches.append(_article_branch(pooled, f"{window}x{window}", (window, window)))
     x = keras.layers.Concatenate(name="pyramid_concat")(branches)
     x = keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid", dtype="float32", name="rgb")(x)
-    if flatten_output:
+    if spec.flat_output:
         x = keras.layers.Flatten(dtype="float32", name="rgb_flat")(x)
-    return keras.Model(image, x, name="article_pspnet")
+    return SegmentationModel(image, x, name=name, spec=spec)
 
 
 def _article_branch(pooled, name: str, upsampling: tuple[int, int]):

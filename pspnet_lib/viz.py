@@ -15,8 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pspnet_lib.data import CLASS_NAMES, ids_to_colors
-from pspnet_lib.inference import overlay_colours
-from pspnet_lib.training.callbacks import atomic_write, read_history
+from pspnet_lib.data.palette import overlay_colors
+from pspnet_lib.run_files import atomic_write, read_history
 
 
 def _history_columns(history: Sequence[Mapping[str, float]], suffix: str) -> list[str]:
@@ -100,7 +100,7 @@ def draw_predictions(figure, images: np.ndarray, labels: np.ndarray | None, pred
         panels = [np.clip(image, 0, 1)]
         if labels is not None:
             panels.append(ids_to_colors(labels[row]))
-        panels.append(overlay_colours(image, predictions[row], alpha))
+        panels.append(overlay_colors(image, predictions[row], alpha))
         for column, panel in enumerate(panels):
             axes[row, column].imshow(panel)
             axes[row, column].set_axis_off()

@@ -228,3 +228,115 @@ def test_run_killed_during_epoch_two_resumes_to_three_clean_epochs(synthetic_pai
     from pspnet_lib.inference import load_model
 
     assert load_model(run_dir / "model.keras").outputs[0].shape[-1] == len(CLASS_NAMES)
+
+
+# --- bad input: nothing accepted in silence --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (["--image-size", "100000"], ["--image-size", "2048", "100000"]),
+        (["--image-size", "7"], ["--image-size", "32", "7"]),
+        (["--max-minutes", "0"], ["--max-minutes", "no limit"]),
+        (["--max-minutes", "-1"], ["--max-minutes"]),
+        (["--lr", "0"], ["--lr", "positive"]),
+        (["--lr", "nan"], ["--lr", "positive"]),
+        (["--optimizer", "adam", "--head-lr-multiplier", "10"], ["head_lr_multiplier", "'sgd' only"]),
+    ],
+)
+def test_impossible_train_settings_are_one_line_and_leave_no_run_folder(synthetic_pairs, tmp_path, capsys, extra, fragments):
+    assert main(train_args(synthetic_pairs, tmp_path / "run", *extra)) == 1
+    assert_one_error_line(capsys.readouterr().err, *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_stopped_before_its_first_epoch_does_not_block_a_new_size(synthetic_pairs, tmp_path):
+    from pspnet_lib.training import TrainConfig, run
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"image_size": 100000, "model": "pspnet"}))
+    run.check_run_dir(TrainConfig(out=str(tmp_path / "run"), image_size=64))  # no backup/: nothing to resume
+    (tmp_path / "run" / "backup").mkdir()  # an interrupted run with another size is still refused
+    with pytest.raises(ValueError, match="different image_size"):
+        run.check_run_dir(TrainConfig(out=str(tmp_path / "run"), image_size=64))
+
+
+def test_training_on_labels_that_decode_to_no_class_is_refused(synthetic_pairs, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "unlabelled"
+    shutil.copytree(synthetic_pairs, root)
+    for path in (root / "train").glob("*.jpg"):
+        with Image.open(path) as pair:
+            pixels = np.asarray(pair.convert("RGB")).copy()
+        pixels[:, pixels.shape[0]:] = (0, 0, 0)  # every label pixel the void colour 'unlabeled'
+        Image.fromarray(pixels).save(path, quality=95)
+    assert main(train_args(root, tmp_path / "run", "--epochs", "1")) == 1
+    assert_one_error_line(capsys.readouterr().err, "0%", "decode to a class", "data check")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_run_whose_validation_diverges_fails_and_saves_no_model(synthetic_pairs, tmp_path, capsys, monkeypatch):
+    from pspnet_lib.training import callbacks
+
+    real_on_epoch_end = callbacks.NanGuard.on_epoch_end
+
+    def nan_validation(self, epoch, logs=None):  # training stays finite, validation does not
+        return real_on_epoch_end(self, epoch, {**(logs or {}), "val_loss": float("nan")})
+
+    monkeypatch.setattr(callbacks.NanGuard, "on_epoch_end", nan_validation)
+    args = train_args(synthetic_pairs, tmp_path / "run", "--epochs", "2", "--limit", "4", "--batch-size", "2")
+    assert main(args) == 1
+    assert_one_error_line(capsys.readouterr().err, "val_loss", "NaN or infinite", "epoch 1", "--lr")
+    assert not (tmp_path / "run" / "model.keras").exists() and not (tmp_path / "run" / "best.keras").exists()
+
+
+def test_evaluate_on_a_corrupt_model_file_says_so(synthetic_pairs, tmp_path, capsys):
+    broken = tmp_path / "model.keras"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    assert main(["evaluate", "--model", str(broken), "--data", str(synthetic_pairs)]) == 1
+    assert_one_error_line(capsys.readouterr().err, str(broken), "not a readable .keras model")
+
+
+def test_predict_out_that_is_a_file_or_cannot_be_created_is_one_clear_line(tiny_model_file, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(photo)
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    assert main(["predict", "--model", str(tiny_model_file), str(photo), "--out", str(taken)]) == 1
+    assert_one_error_line(capsys.readouterr().err, str(taken), "is a file")
+    impossible = taken / "inside"  # a folder cannot be created inside a file
+    assert main(["predict", "--model", str(tiny_model_file), str(photo), "--out", str(impossible)]) == 1
+    assert_one_error_line(capsys.readouterr().err, str(impossible), "cannot create")
+
+
+def test_train_out_that_is_a_file_is_one_clear_line(synthetic_pairs, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    assert main(train_args(synthetic_pairs, taken)) == 1
+    assert_one_error_line(capsys.readouterr().err, str(taken), "is a file")
+
+
+def test_unusable_files_error_names_the_command_line_flag(synthetic_pairs, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "with_bad"
+    shutil.copytree(synthetic_pairs, root)
+    (root / "train" / "3.jpg").write_bytes(b"not a jpeg")
+    assert main(train_args(root, tmp_path / "run", "--epochs", "1")) == 1
+    err = capsys.readouterr().err
+    assert "3.jpg" in err and "--skip-bad" in err and "skip_bad=True" not in err
+
+
+def test_the_command_line_offers_exactly_the_library_s_networks_backbones_and_optimizers():
+    from pspnet_lib import models
+    from pspnet_lib.cli import build_parser
+    from pspnet_lib.training.optimizers import OPTIMIZERS
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    choices = {action.dest: action.choices for action in train_parser._actions if action.choices}
+    assert tuple(choices["model"]) == models.NETWORKS
+    assert set(choices["backbone"]) == set(models.BACKBONES)
+    assert tuple(choices["optimizer"]) == OPTIMIZERS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import kagglehub
+import numpy as np
 import requests
 
 from pspnet_lib.cli import main
@@ -102,3 +103,29 @@ def test_cli_find(monkeypatch, tmp_path, capsys) -> None:
         (tmp_path / "data" / "cityscapes_data" / split).mkdir(parents=True)
     assert main(["data", "find"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "data" / "cityscapes_data")
+
+
+def test_check_names_the_one_file_whose_labels_match_no_palette_colour(synthetic_pairs, tmp_path) -> None:
+    from PIL import Image
+
+    root = shutil.copytree(synthetic_pairs, tmp_path / "copy")
+    target = root / "train" / "2.jpg"
+    with Image.open(target) as pair:
+        pixels = np.asarray(pair.convert("RGB")).copy()
+    pixels[:, 256:] = (255, 255, 255)  # white: no Cityscapes colour
+    Image.fromarray(pixels).save(target, quality=95)
+    report = check_dataset(root)
+    assert not report.ok
+    train = report.splits[0]
+    assert list(train.bad_files) == [target] and "no Cityscapes palette colour" in train.bad_files[target]
+    assert "2.jpg" in str(report)
+
+
+def test_check_reports_png_pairs_it_does_not_read(synthetic_pairs, tmp_path) -> None:
+    from PIL import Image
+
+    root = shutil.copytree(synthetic_pairs, tmp_path / "copy")
+    with Image.open(root / "val" / "1.jpg") as pair:
+        pair.save(root / "val" / "5.png")
+    report = check_dataset(root)
+    assert not report.ok and "5.png" in str(report) and "must be .jpg" in str(report)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from pspnet_lib import inference
-from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, PALETTE, DataError
+from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, PALETTE, DataError, photos
+from pspnet_lib.data.palette import overlay_colors
 
 
 def pointwise_model(seed: int = 0) -> keras.Model:
@@ -123,8 +124,13 @@ class ConstantColour(keras.layers.Layer):
 
 
 def colour_model(colour) -> keras.Model:
+    """A stand-in for the article model: paints one colour, and says so in its spec (as `models.build` does)."""
+    from pspnet_lib.models import NetworkSpec
+
     inputs = keras.Input((8, 8, 3))
-    return keras.Model(inputs, keras.layers.Flatten()(ConstantColour(colour)(inputs)))
+    model = keras.Model(inputs, keras.layers.Flatten()(ConstantColour(colour)(inputs)))
+    model.spec = NetworkSpec("article", input_size=8, flat_output=True)
+    return model
 
 
 def test_rgb_model_output_is_decoded_to_the_nearest_palette_class():
@@ -220,10 +226,10 @@ def test_label_map_test_uses_the_data_palette():
     from pspnet_lib.data import synthetic_pair
 
     labels = synthetic_pair(0, "train", 3).label_colors
-    assert inference.looks_like_label_map(labels)
-    shares = inference.label_colour_shares(labels, max_distance=0)
+    assert photos.looks_like_label_map(labels)
+    shares = photos.label_color_shares(labels, max_distance=0)
     assert shares.sum() == pytest.approx(1.0)  # exact palette colours only
-    assert not inference.looks_like_label_map(synthetic_pair(0, "train", 3).image)
+    assert not photos.looks_like_label_map(synthetic_pair(0, "train", 3).image)
 
 
 def test_layout_can_be_forced_either_way(tmp_path):
@@ -246,7 +252,8 @@ def test_layout_can_be_forced_either_way(tmp_path):
 def test_overlay_blends_palette_colours_and_leaves_ignored_pixels():
     image = np.full((1, 2, 3), 0.5, np.float32)
     ids = np.array([[0, IGNORE_LABEL]], np.uint8)
-    overlay = inference.overlay_colours(image, ids, alpha=0.5)
+    overlay = overlay_colors(image, ids, alpha=0.5)
+    assert inference.overlay_colours is overlay_colors  # the deprecated spelling still works
     np.testing.assert_array_equal(overlay[0, 0], np.rint(0.5 * 127.5 + 0.5 * PALETTE[0].astype(float)))
     np.testing.assert_array_equal(overlay[0, 1], [128, 128, 128])
 
@@ -285,3 +292,22 @@ def test_prediction_figure_and_png_are_written_without_a_display(tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "predictions.png").format == "PNG"
+
+
+def test_a_library_network_refuses_images_smaller_than_it_can_be_built_for():
+    from pspnet_lib import models
+
+    model = models.build(models.NetworkSpec(backbone="small", width=0.25))  # any input size
+    for height, width in ((1, 1), (3, 5), (31, 64)):
+        with pytest.raises(ValueError, match=rf"{height}x{width} pixels.*at least 32x32"):
+            inference.predict_ids(model, images((1, height, width)))
+    with pytest.raises(ValueError, match="too small"):  # as building it for that size is refused
+        models.build(models.NetworkSpec(backbone="small", width=0.25, input_size=(3, 5)))
+    assert inference.predict_ids(model, images((1, 32, 40))).shape == (1, 32, 40)
+
+
+def test_a_corrupt_model_file_is_named_as_not_a_model(tmp_path):
+    broken = tmp_path / "model.keras"
+    broken.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError, match=r"model\.keras is not a readable \.keras model"):
+        inference.load_model(broken)

@@ -222,6 +222,80 @@ def test_keras_file_round_trip_gives_identical_predictions(tmp_path) -> None:
         np.testing.assert_array_equal(after, before)
 
 
+def test_the_model_records_its_spec_and_a_saved_file_says_what_it_is(tmp_path) -> None:
+    from pspnet_lib import models
+
+    for spec in (
+        models.NetworkSpec("pspnet", "small", bins=(1, 3), pooling="max", aux_head=False, width=0.25, num_classes=3),
+        models.NetworkSpec("fcn", "small", width=0.25, dilate=False),
+        models.NetworkSpec("article", input_size=32),
+    ):
+        model = models.build(spec)
+        model.save(tmp_path / "model.keras")
+        loaded = keras.saving.load_model(tmp_path / "model.keras")
+        assert models.network_spec(loaded) == spec
+        assert models.is_color_model(loaded) == (spec.network == "article")  # a 3-class PSPNet is not one
+        assert models.NetworkSpec.from_dict(spec.as_dict()) == spec
+    assert not models.is_color_model(keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(3, 1)]))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"network": "unet"}, "network must be one of"),
+        ({"bins": (0,)}, "bins"),
+        ({"pooling": "median"}, "pooling"),
+        ({"aux_head": "yes"}, "aux_head must be True or False"),
+        ({"reduction_filters": 0}, "reduction_filters"),
+        ({"input_size": 8}, "input_shape"),
+        ({"network": "article"}, "input_shape must be a fixed"),
+        ({"flat_output": True}, "flat_output applies to network='article' only"),
+    ],
+)
+def test_a_spec_that_cannot_be_built_is_refused_naming_the_setting(changes, message) -> None:
+    from pspnet_lib import models
+
+    with pytest.raises(ValueError, match=message):
+        models.NetworkSpec(**{"backbone": "small", **changes})
+
+
+LOAD_IN_A_FRESH_PROCESS = """
+import sys
+if sys.argv[2] == "pspnet_lib first":
+    import pspnet_lib
+    assert "tensorflow" not in sys.modules, "importing pspnet_lib loaded TensorFlow"
+    import keras
+else:
+    import keras
+    import pspnet_lib
+model = keras.saving.load_model(sys.argv[1])
+print(type(model).__name__, type(model.optimizer).__name__, model.spec.network)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["pspnet_lib first", "keras first"])
+def test_a_saved_trained_model_loads_with_plain_keras_once_pspnet_lib_is_imported(tmp_path, order) -> None:
+    import subprocess
+    import sys
+
+    from pspnet_lib import models, training
+
+    model = models.build(models.NetworkSpec(backbone="small", width=0.25, aux_head=False))
+    optimizer = training.build_optimizer(
+        "sgd", total_steps=10, new_layer_variables=models.new_layer_variables(model), new_layer_lr_multiplier=10.0
+    )
+    training.compile_for_training(model, optimizer)
+    model.fit(images(2, 64, 64), np.zeros((2, 64, 64), np.int32), verbose=0)
+    model.save(tmp_path / "model.keras")
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, str(tmp_path / "model.keras"), order],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["SegmentationModel", "PaperSGD", "pspnet"]
+
+
 @pytest.mark.parametrize(
     "build",
     [

@@ -92,7 +92,7 @@ def test_segmentation_loss_of_a_fully_ignored_batch_is_zero_not_nan():
     assert float(training.segmentation_loss()(labels, np.zeros((1, 3, 3, NUM_CLASSES), np.float32))) == 0.0
 
 
-def test_palette_colour_mse_matches_numpy_reference():
+def test_palette_color_mse_matches_numpy_reference():
     labels, _ = random_batch(1)
     rgb = np.random.default_rng(2).random(labels.shape + (3,)).astype(np.float32)
     per_image = []
@@ -100,7 +100,8 @@ def test_palette_colour_mse_matches_numpy_reference():
         valid = image_labels != IGNORE_LABEL
         target = PALETTE[image_labels[valid]] / 255.0
         per_image.append(((image_rgb[valid] - target) ** 2).mean())
-    assert float(training.PaletteColourMSE()(labels, rgb)) == pytest.approx(np.mean(per_image), rel=1e-5)
+    assert training.PaletteColourMSE is training.PaletteColorMSE  # the old spelling still works
+    assert float(training.PaletteColorMSE()(labels, rgb)) == pytest.approx(np.mean(per_image), rel=1e-5)
 
 
 def two_headed_model(size: int = 8) -> keras.Model:

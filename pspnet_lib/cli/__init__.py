@@ -7,13 +7,13 @@ sub-commands and sets `func` on them; `main` only wires them together.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from pspnet_lib.cli import data, train
 from pspnet_lib.config import import_tensorflow_quietly
 
-# Module name under pspnet_lib.cli for each command group, in the order `--help` lists them.
-COMMAND_MODULES = ("data", "train")
+# Each command group's module, in the order `--help` lists them.
+COMMAND_MODULES = (data, train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="PSPNet course tools: data, training, evaluation and prediction.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"pspnet_lib.cli.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"pspnet_lib.cli.{name}":
-                raise
-            continue
+    for module in COMMAND_MODULES:
         module.register(subparsers)
     return parser
 

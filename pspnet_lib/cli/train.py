@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,8 @@ def one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[a
         try:
             return command(args)
         except (ValueError, OSError, TrainingDiverged, PretrainedWeightsUnavailable) as error:  # DataError: ValueError
-            print(f"error: {error}", file=sys.stderr)
+            message = str(error).replace("pass skip_bad=True", "pass --skip-bad")  # the command line's name for it
+            print(f"error: {message}", file=sys.stderr)
             return 1
 
     return run
@@ -69,6 +71,7 @@ def add_train_parser(subparsers) -> None:
     parser.add_argument("--epochs", type=int, default=defaults["epochs"])
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes of training")
     parser.add_argument("--limit", type=int, help="use only the first N images of each split")
+    parser.add_argument("--skip-bad", action="store_true", help="leave unusable pair files out (with a warning)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--optimizer", choices=("sgd", "sgdw", "adam"), default="sgd",
@@ -99,7 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, epochs=args.epochs, max_minutes=args.max_minutes, limit=args.limit,
         seed=args.seed, optimizer=args.optimizer, lr=args.lr, aux_weight=args.aux_weight,
         head_lr_multiplier=args.head_lr_multiplier, mixed_precision=args.mixed_precision, xla=args.xla,
-        distribute=args.distribute, tensorboard=args.tensorboard,
+        distribute=args.distribute, tensorboard=args.tensorboard, skip_bad=args.skip_bad,
     )
     result = train(config, verbose=2 if args.quiet else 1)
     last = result.history[-1] if result.history else {}
@@ -120,6 +123,7 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--data", help="dataset root (default: the run's data, else default_dataset())")
     parser.add_argument("--split", choices=("train", "val"), default="val")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--skip-bad", action="store_true", help="leave unusable pair files out (with a warning)")
     parser.add_argument("--image-size", type=int, help="image size fed to the model (default: the run's, else 256)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--flip", action="store_true", help="average with the left-right flipped prediction")
@@ -153,7 +157,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     image_size = args.image_size or settings.get("image_size", 256)
     dataset = data.make_dataset(
         root, args.split, image_size=image_size, batch_size=args.batch_size, augment=False, shuffle=False,
-        limit=args.limit,
+        limit=args.limit, skip_bad=args.skip_bad,
     )
     scores = inference.evaluate(model, dataset, flip=args.flip, scales=tuple(args.scales))
     summary = scores.as_dict()
@@ -208,8 +212,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     photos = [(Path(path), *read_photo(Path(path), args.layout)) for path in args.images]  # fail early
     model = inference.load_model(Path(args.model))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(Path(args.out))
     for path, photo, is_pair in photos:
         if args.layout == "auto" and is_pair:
             print(f"{path}: its right half looks like colour labels, so only its left half is used "
@@ -219,6 +222,19 @@ def run_predict(args: argparse.Namespace) -> int:
         Image.fromarray(overlay_colors(photo, ids)).save(target)
         print(target)
     return 0
+
+
+def writable_folder(out: Path) -> Path:
+    """`out`, created if needed; ValueError naming it when it is a file or cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file: expected a folder for the overlays")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot create this folder ({error.strerror or error})") from error
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out {out}: this folder is not writable")
+    return out
 
 
 def register(subparsers) -> None:

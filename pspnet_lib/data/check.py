@@ -11,12 +11,17 @@ from PIL import Image
 
 from pspnet_lib.data.errors import DataError
 from pspnet_lib.data.locate import SPLIT_NAMES, resolve_dataset_dirs
-from pspnet_lib.data.pairs import describe_bad_pairs, find_bad_pairs, list_pairs, read_pair
-from pspnet_lib.data.palette import IGNORE_LABEL
+from pspnet_lib.data.pairs import PAIR_SUFFIXES, describe_bad_pairs, find_bad_pairs, list_pairs, read_pair
+from pspnet_lib.data.palette import IGNORE_LABEL, decode_mask
 
 # Below this share of label pixels decoding to a class, the right halves are probably not Cityscapes
 # colour maps (the real set decodes ~80%: 15-20% is void).
 MIN_LABELLED_SHARE = 0.5
+# A single file whose label half has less than this share of pixels near a palette colour is named: its right
+# half is probably a photo, blank or of another palette (a real pair decodes ~80%, its worst few ~40%).
+MIN_FILE_LABELLED_SHARE = 0.05
+FILE_LABEL_STEP = 8  # every file's label half is decoded on this pixel grid (cheap, enough for a share)
+IMAGE_SUFFIXES = (".png", ".jpeg", ".jpe", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # images `list_pairs` skips
 
 
 @dataclass
@@ -72,6 +77,14 @@ def labelled_share(paths: list[Path]) -> float:
     return float(np.mean([np.mean(label != IGNORE_LABEL) for label in labels]))
 
 
+def file_labelled_share(path: Path) -> float:
+    """Share of one file's label half, sampled every FILE_LABEL_STEP pixels, that decodes to one of the 19 classes."""
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    labels = pixels[::FILE_LABEL_STEP, pixels.shape[1] // 2 :: FILE_LABEL_STEP]
+    return float(np.mean(decode_mask(np.ascontiguousarray(labels)) != IGNORE_LABEL))
+
+
 def evenly_spaced(items: list[Path], count: int) -> list[Path]:
     """Up to `count` items spread evenly over `items`."""
     if len(items) <= count:
@@ -98,6 +111,25 @@ def check_split(name: str, folder: Path, label_sample: int) -> SplitReport:
     if not good:
         report.problems.append("no usable files")
         return report
+    skipped = sorted(
+        path.name for path in folder.iterdir()
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.suffix.lower() not in PAIR_SUFFIXES
+    )
+    if skipped:
+        report.problems.append(
+            f"{len(skipped)} image files are not read, pairs must be .jpg: {', '.join(skipped[:5])}"
+            + (" ..." if len(skipped) > 5 else "") + " (convert them to JPEG or remove them)"
+        )
+    unlabelled = [path for path in good if file_labelled_share(path) < MIN_FILE_LABELLED_SHARE]
+    for path in unlabelled:
+        report.bad_files[path] = (
+            f"its label half matches no Cityscapes palette colour (< {MIN_FILE_LABELLED_SHARE:.0%} of pixels)"
+        )
+    if unlabelled:
+        report.problems.append(f"{len(unlabelled)} label halves are not Cityscapes colour label maps (listed above)")
+        good = [path for path in good if path not in report.bad_files]
+        if not good:
+            return report
     report.labelled_share = labelled_share(evenly_spaced(good, label_sample))
     if report.labelled_share < MIN_LABELLED_SHARE:
         report.problems.append(

@@ -26,7 +26,7 @@ from pspnet_lib.training.devices import (
     plan_devices,
     visible_gpus,
 )
-from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColourMSE, segmentation_loss
+from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColorMSE, PaletteColourMSE, segmentation_loss
 from pspnet_lib.training.optimizers import PaperSGD, build_optimizer, poly_schedule
 from pspnet_lib.training.run import (
     MODELS,
@@ -42,7 +42,7 @@ from pspnet_lib.training.run import (
 
 __all__ = [
     "AUX_WEIGHT", "MODELS", "BestCheckpoint", "CsvHistory", "DevicePlan", "DeviceSwitches", "GpuInfo",
-    "NanGuard", "PaperSGD", "PaletteColourMSE", "PretrainedWeightsUnavailable", "SaveFinalModel", "TimeBudget", "TrainConfig",
+    "NanGuard", "PaperSGD", "PaletteColorMSE", "PaletteColourMSE", "PretrainedWeightsUnavailable", "SaveFinalModel", "TimeBudget", "TrainConfig",
     "TrainResult", "TrainingDiverged", "apply_precision", "atomic_save_model", "atomic_write_text",
     "build_model", "build_optimizer", "compile_for_training", "create_strategy", "current_plan",
     "monitor_name", "plan_devices", "poly_schedule", "read_history", "run_callbacks",

@@ -1,49 +1,19 @@
-"""Callbacks and kill-safe writes: backup/resume, best-mIoU checkpoint, CSV history, time budget, NaN guard.
+"""Callbacks: backup/resume, best-mIoU checkpoint, CSV history, time budget, NaN guard; kill-safe model saves.
 
-Everything a killed process could leave half-written goes to a temporary file in the same folder first
-and is then moved over the old one with `os.replace`, which is atomic on POSIX and Windows.
+The run folder's plain files (atomic writes, history.csv) live in `pspnet_lib.run_files`, which needs no
+TensorFlow; the names are re-exported here.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import os
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
 
-
-def _default_file_mode() -> int:
-    """Permissions a newly created file gets under the current umask (mkstemp itself uses 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: Path, write: Callable[[Path], None], suffix: str = "") -> None:
-    """Call `write(temporary_path)` on a fresh file beside `path`, then move it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.chmod(temporary, _default_file_mode())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a kill leaves either the old or the new file, never half of one."""
-    atomic_write(path, lambda temporary: temporary.write_text(text))
+from pspnet_lib.run_files import atomic_write, atomic_write_text, history_csv, read_history
 
 
 def atomic_save_model(model: keras.Model, path: Path) -> None:
@@ -51,28 +21,6 @@ def atomic_save_model(model: keras.Model, path: Path) -> None:
     if Path(path).suffix != ".keras":
         raise ValueError(f"model files must end in .keras, got {path}")
     atomic_write(path, lambda temporary: model.save(temporary), suffix=".keras")
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    """Rows of a history CSV written by `CsvHistory`, `epoch` as an int (empty when the file does not exist)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with path.open(newline="") as file:
-        return [
-            {key: int(float(value)) if key == "epoch" else float(value) for key, value in row.items()}
-            for row in csv.DictReader(file)
-        ]
-
-
-def _history_csv(rows: list[dict[str, float]]) -> str:
-    """CSV text of history rows, `epoch` first, other columns sorted."""
-    columns = ["epoch"] + sorted({key for row in rows for key in row} - {"epoch"})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 class CsvHistory(keras.callbacks.Callback):
@@ -95,7 +43,7 @@ class CsvHistory(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         """Append this epoch's logs and rewrite the file."""
         self._rows.append({"epoch": epoch + 1, **{key: float(value) for key, value in (logs or {}).items()}})
-        atomic_write_text(self.path, _history_csv(self._rows))
+        atomic_write_text(self.path, history_csv(self._rows))
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -161,7 +109,9 @@ class TrainingDiverged(RuntimeError):
 class NanGuard(keras.callbacks.Callback):
     """Like keras TerminateOnNaN(raise_error=True), but its error names the epoch and batch and says what to do.
 
-    Raising (rather than stopping gracefully) keeps the last good backup: no NaN weights are saved.
+    It watches the training loss after every batch and every value of the epoch's logs (validation included)
+    at its end. Raising (rather than stopping gracefully) keeps the last good backup: no NaN weights are
+    saved, no model.keras is written, and the command line exits with status 1. List it first.
     """
 
     def __init__(self) -> None:
@@ -180,6 +130,16 @@ class NanGuard(keras.callbacks.Callback):
             raise TrainingDiverged(
                 f"Training stopped: the loss became NaN or infinite at epoch {self._epoch + 1}, "
                 f"batch {batch + 1}. Try a lower learning rate (--lr) or check the labels."
+            )
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Raise TrainingDiverged when any value of the epoch (e.g. val_loss) is NaN or infinite."""
+        bad = sorted(key for key, value in (logs or {}).items() if not math.isfinite(float(value)))
+        if bad:
+            self.model.stop_training = True
+            raise TrainingDiverged(
+                f"Training stopped: {', '.join(bad)} became NaN or infinite at the end of epoch {epoch + 1}. "
+                "Try a lower learning rate (--lr) or check the labels."
             )
 
 

@@ -7,9 +7,10 @@ and `create_strategy` are the thin TensorFlow ends around it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 # bfloat16 runs at full speed from Ampere (compute capability 8.0) on; older GPUs need float16 with loss scaling.
@@ -115,6 +116,19 @@ def apply_precision(plan: DevicePlan) -> None:
     import keras
 
     keras.mixed_precision.set_global_policy(plan.precision)
+
+
+@contextlib.contextmanager
+def precision_scope(plan: DevicePlan) -> Iterator[None]:
+    """`apply_precision(plan)` for the `with` block only: the previous global dtype policy comes back after it."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    apply_precision(plan)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def create_strategy(plan: DevicePlan):

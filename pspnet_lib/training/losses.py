@@ -17,14 +17,14 @@ def segmentation_loss() -> keras.losses.Loss:
 
 
 @keras.saving.register_keras_serializable(package="pspnet_lib")
-class PaletteColourMSE(keras.losses.Loss):
+class PaletteColorMSE(keras.losses.Loss):
     """MSE between an RGB output in [0, 1] and the palette colour of each label; ignored pixels skipped.
 
     The article model paints the colour mask instead of predicting logits. Its targets stay train ids, so
     it shares the data pipeline with the other models; each image's loss is its mean over labelled pixels.
     """
 
-    def __init__(self, name: str = "palette_colour_mse", **kwargs) -> None:
+    def __init__(self, name: str = "palette_color_mse", **kwargs) -> None:
         super().__init__(name=name, **kwargs)
 
     def call(self, y_true, y_pred):
@@ -40,3 +40,8 @@ class PaletteColourMSE(keras.losses.Loss):
         return keras.ops.divide_no_nan(
             keras.ops.sum(squared * weights, axis=spatial_axes), keras.ops.sum(weights, axis=spatial_axes)
         )
+
+
+# The old spelling: notebooks may still say PaletteColourMSE, and .keras files saved before name it so.
+PaletteColourMSE = PaletteColorMSE
+keras.saving.get_custom_objects()["pspnet_lib>PaletteColourMSE"] = PaletteColorMSE

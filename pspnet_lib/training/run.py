@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -22,7 +24,6 @@ from pathlib import Path
 import keras
 
 from pspnet_lib import data, models
-from pspnet_lib.inference import is_colour_model
 from pspnet_lib.metrics import segmentation_metrics
 from pspnet_lib.training.callbacks import (
     TimeBudget,
@@ -30,14 +31,16 @@ from pspnet_lib.training.callbacks import (
     read_history,
     run_callbacks,
 )
-from pspnet_lib.training.devices import DeviceSwitches, apply_precision, create_strategy, current_plan
-from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColourMSE, segmentation_loss
+from pspnet_lib.training.devices import DeviceSwitches, create_strategy, current_plan, precision_scope
+from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColorMSE, segmentation_loss
 from pspnet_lib.training.optimizers import NEW_LAYER_LR_MULTIPLIER, OPTIMIZERS, build_optimizer
 
-MODELS = ("pspnet", "fcn", "article")
+MODELS = models.NETWORKS  # deprecated name, kept for old notebooks
 WEIGHTS = (None, "imagenet")
+MIN_IMAGE_SIZE = models.MIN_INPUT_SIZE  # the smallest crop every backbone maps to a feature cell
+MAX_IMAGE_SIZE = 2048  # the real pairs' photos are 256 x 256; larger crops are a typo, not a plan
 # Settings that fix the network: a resumed run must keep them.
-ARCHITECTURE_FIELDS = ("model", "backbone", "image_size")
+ARCHITECTURE_FIELDS = ("model", "backbone", "image_size", "spec")
 
 
 @dataclass
@@ -46,8 +49,8 @@ class TrainConfig:
 
     out: str
     data: str | None = None
-    model: str = "pspnet"
-    backbone: str = "resnet50"
+    model: str = "pspnet"  # shorthand for spec.network
+    backbone: str = "resnet50"  # shorthand for spec.backbone
     weights: str | None = None  # "imagenet": start the resnet50 backbone from Keras' ImageNet ResNet-50
     image_size: int = 256
     batch_size: int = 8
@@ -64,11 +67,15 @@ class TrainConfig:
     xla: bool | None = None
     distribute: bool | None = None
     tensorboard: bool = True
+    skip_bad: bool = False  # leave unusable pair files out (with a warning) instead of refusing the dataset
+    # The network; None: the default spec of `model` and `backbone` (the article model at image_size).
+    spec: models.NetworkSpec | None = None
 
     def __post_init__(self) -> None:
-        """Reject settings that cannot work, naming the setting."""
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        """Reject settings that cannot work, naming the setting; fill in `spec` (or `model`/`backbone` from it)."""
+        if self.model not in models.NETWORKS:
+            raise ValueError(f"model must be one of {models.NETWORKS}, got {self.model!r}")
+        self.spec = self._checked_spec()
         if self.weights not in WEIGHTS:
             raise ValueError(f"weights must be None or 'imagenet', got {self.weights!r}")
         if self.weights == "imagenet" and (self.backbone != "resnet50" or self.model == "article"):
@@ -76,9 +83,23 @@ class TrainConfig:
                 "weights='imagenet' needs model 'pspnet' or 'fcn' with backbone 'resnet50', "
                 f"got model={self.model!r}, backbone={self.backbone!r}"
             )
-        for name in ("image_size", "batch_size", "epochs"):
+        for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"image_size (--image-size) must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, "
+                f"got {self.image_size}"
+            )
+        if self.max_minutes is not None and not (self.max_minutes > 0 and math.isfinite(self.max_minutes)):
+            raise ValueError(
+                f"max_minutes (--max-minutes) must be a positive number of minutes (leave it unset for no limit), "
+                f"got {self.max_minutes}"
+            )
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr (--lr) must be a positive number, got {self.lr}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit (--limit) must be >= 1, got {self.limit}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.head_lr_multiplier is not None:
@@ -88,6 +109,25 @@ class TrainConfig:
                 raise ValueError(
                     f"head_lr_multiplier applies to optimizer 'sgd' only, got optimizer={self.optimizer!r}"
                 )
+
+    def _checked_spec(self) -> models.NetworkSpec:
+        """The given spec (agreeing with `model`, `backbone` and, for the article model, `image_size`) or the default one."""
+        spec = self.spec
+        if isinstance(spec, dict):
+            spec = models.NetworkSpec.from_dict(spec)
+        if spec is None:
+            if self.model == "article":
+                return models.NetworkSpec("article", input_size=self.image_size)
+            return models.NetworkSpec(self.model, self.backbone)
+        if not isinstance(spec, models.NetworkSpec):
+            raise ValueError(f"spec must be a models.NetworkSpec, got {type(spec).__name__}")
+        for name, default, value in (("model", "pspnet", spec.network), ("backbone", "resnet50", spec.backbone)):
+            if getattr(self, name) not in (default, value):
+                raise ValueError(f"{name}={getattr(self, name)!r} disagrees with spec ({value!r}): set only the spec")
+        if spec.network == "article" and spec.input_size != self.image_size:
+            raise ValueError(f"the article model's spec.input_size ({spec.input_size}) must equal image_size ({self.image_size})")
+        self.model, self.backbone = spec.network, spec.backbone
+        return spec
 
     @property
     def new_layer_lr_multiplier(self) -> float:
@@ -122,7 +162,7 @@ class TrainResult:
 
 def monitor_name(model: keras.Model) -> str:
     """The validation value the best checkpoint follows: mIoU of the main output (loss for RGB models)."""
-    if is_colour_model(model):
+    if models.is_color_model(model):
         return "val_loss"
     prefix = f"{model.output_names[0]}_" if len(model.outputs) > 1 else ""
     return f"val_{prefix}miou"
@@ -132,8 +172,8 @@ def compile_for_training(
     model: keras.Model, optimizer, aux_weight: float = AUX_WEIGHT, jit_compile: bool = False
 ) -> None:
     """Compile with the right loss: cross-entropy (plus weighted auxiliary loss) or the article's colour MSE."""
-    if is_colour_model(model):
-        model.compile(optimizer=optimizer, loss=PaletteColourMSE(), jit_compile=jit_compile)
+    if models.is_color_model(model):
+        model.compile(optimizer=optimizer, loss=PaletteColorMSE(), jit_compile=jit_compile)
         return
     names = model.output_names
     model.compile(
@@ -154,21 +194,13 @@ def training_targets(dataset, model: keras.Model):
 
 
 def build_model(config: TrainConfig, imagenet_source: keras.Model | None = None, replicas: int = 1) -> keras.Model:
-    """The network named by `config.model`, for square crops of `config.image_size`.
+    """`models.build(config.spec)`; with several `replicas` every batch norm shares its statistics across them.
 
     With `imagenet_source` (a keras.applications ResNet50, see `load_pretrained_source`) its weights are
-    copied into the backbone. With `replicas` > 1 every batch norm layer shares its statistics across replicas.
+    copied into the backbone.
     """
-    if config.model == "article":
-        shape = (config.image_size, config.image_size, 3)
-        return models.build_article_model(shape, flatten_output=False, synchronized_batch_norm=replicas > 1)
-    build = models.build_pspnet if config.model == "pspnet" else models.build_dilated_fcn
-    model = build(
-        data.NUM_CLASSES, backbone=config.backbone, input_shape=(None, None, 3), synchronized_batch_norm=replicas > 1
-    )
-    if imagenet_source is not None:
-        models.transfer_resnet50_weights(imagenet_source, model)
-    return model
+    spec = config.spec.replace(synchronized_batch_norm=True) if replicas > 1 else config.spec
+    return models.build(spec, weights=imagenet_source)
 
 
 def is_resuming(config: TrainConfig) -> bool:
@@ -224,22 +256,53 @@ def dataset_root(config: TrainConfig) -> Path:
 
 def load_datasets(config: TrainConfig, root: Path):
     """(train, val) tf.data pipelines of the dataset at `root`."""
-    common = dict(image_size=config.image_size, batch_size=config.batch_size, limit=config.limit, seed=config.seed)
+    common = dict(
+        image_size=config.image_size, batch_size=config.batch_size, limit=config.limit, seed=config.seed,
+        skip_bad=config.skip_bad,
+    )
     train_data = data.make_dataset(root, "train", augment=True, shuffle=True, **common)
     val_data = data.make_dataset(root, "val", augment=False, shuffle=False, **common)
     return train_data, val_data
 
 
+def check_labels(root: Path, sample: int = 16) -> None:
+    """DataError when the training labels are nearly all "ignore" (as `data check` reports): nothing to learn."""
+    from pspnet_lib.data.check import MIN_LABELLED_SHARE, evenly_spaced, labelled_share
+    from pspnet_lib.data.pairs import pair_problem
+
+    train_dir = data.resolve_dataset_dirs(root).split("train")
+    readable = [path for path in evenly_spaced(data.list_pairs(train_dir), sample) if pair_problem(path) is None]
+    if not readable:
+        return  # unusable files: the data pipeline names every one
+    share = labelled_share(readable)
+    if share < MIN_LABELLED_SHARE:
+        raise data.DataError(
+            f"{train_dir}: only {share:.0%} of label pixels (of {len(readable)} files) decode to a class, expected at least "
+            f"{MIN_LABELLED_SHARE:.0%}: are the right halves Cityscapes colour label maps? "
+            "(`python -m pspnet_lib data check` reports every split)"
+        )
+
+
 def check_run_dir(config: TrainConfig) -> None:
-    """Refuse a run folder that holds a finished run or an interrupted one with another architecture."""
+    """Refuse a run folder that holds a finished run or an interrupted one with another architecture.
+
+    A folder with config.json but no backup/ (a run stopped before its first epoch ended) has nothing to
+    resume: it is reused with the new settings.
+    """
     run_dir = config.run_dir
     if (run_dir / "model.keras").is_file() and not is_resuming(config):
         raise ValueError(f"{run_dir} already holds a finished run (model.keras); choose another --out folder")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file: expected a run folder (new or of an interrupted run)")
+    existing = next(folder for folder in (run_dir, *run_dir.absolute().parents) if folder.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ValueError(f"--out {run_dir}: cannot create or write this folder ({existing} is not a writable folder)")
     saved_path = run_dir / "config.json"
-    if not saved_path.is_file():
+    if not (saved_path.is_file() and is_resuming(config)):
         return
     saved = json.loads(saved_path.read_text())
-    changed = [name for name in ARCHITECTURE_FIELDS if saved.get(name) != getattr(config, name)]
+    current = json.loads(json.dumps(dataclasses.asdict(config)))
+    changed = [name for name in ARCHITECTURE_FIELDS if name in saved and saved[name] != current[name]]
     if changed:
         raise ValueError(
             f"{run_dir} holds an interrupted run with different {', '.join(changed)} "
@@ -250,15 +313,25 @@ def check_run_dir(config: TrainConfig) -> None:
 def train(
     config: TrainConfig, callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | str = "auto"
 ) -> TrainResult:
-    """Train (or resume) the run described by `config`; extra `callbacks` (e.g. a live view) run too."""
+    """Train (or resume) the run described by `config`; extra `callbacks` (e.g. a live view) run too.
+
+    The device plan's dtype policy (mixed precision on a GPU) holds during the run only: Keras' global policy is
+    restored afterwards, so later cells of a notebook build float32 models again.
+    """
     check_run_dir(config)
     root = dataset_root(config)
+    check_labels(root)
     imagenet_source = load_pretrained_source(config)
     plan = current_plan(DeviceSwitches(config.mixed_precision, config.xla, config.distribute))
     if plan.notice:
         print(plan.notice, file=sys.stderr)
     strategy = create_strategy(plan)
-    apply_precision(plan)
+    with precision_scope(plan):
+        return _fit(config, root, imagenet_source, plan, strategy, callbacks, verbose)
+
+
+def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callbacks, verbose) -> TrainResult:
+    """Build data, model and optimiser under `strategy` and fit them; the body of `train`."""
     keras.utils.set_random_seed(config.seed)
     train_data, val_data = load_datasets(config, root)
     with strategy.scope():
@@ -271,7 +344,7 @@ def train(
         compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile)
     write_dir = worker_dir(config, strategy)
     atomic_write_text(write_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
-    budget = [TimeBudget(config.max_minutes)] if config.max_minutes else []
+    budget = [TimeBudget(config.max_minutes)] if config.max_minutes is not None else []
     run_list = run_callbacks(write_dir, monitor_name(model), config.tensorboard)
     model.fit(
         training_targets(train_data, model),
