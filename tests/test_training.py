@@ -459,3 +459,14 @@ def test_live_view_replaces_an_epoch_an_interrupted_run_repeats(tmp_path):
     view.on_train_begin()
     view.on_epoch_end(1, {"loss": 0.7})  # epoch 2 was recorded, then the run died before its backup
     assert view.history == [{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.7}]
+
+
+def test_precision_scope_restores_the_global_dtype_policy_even_after_an_error():
+    from pspnet_lib.training.devices import precision_scope
+
+    before = keras.mixed_precision.global_policy().name
+    plan = training.DevicePlan("default", "mixed_float16", jit_compile=False)
+    with pytest.raises(RuntimeError), precision_scope(plan):
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+        raise RuntimeError("a run that fails half-way")
+    assert keras.mixed_precision.global_policy().name == before
