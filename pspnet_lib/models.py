@@ -106,6 +106,7 @@ BACKBONES = {
 
 
 NETWORKS = ("pspnet", "fcn", "article")
+OUTPUTS = ("logits", "color")  # class scores, or an RGB painting of the colour mask
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ class NetworkSpec:
     settings). `reduction_filters`: channels of each pyramid branch (None: backbone channels / len(bins), the
     paper's reduction). `width` scales every channel count of the small backbone. `dilate=False` keeps the later
     stages at rate 1. `input_size`: a fixed side, or (height, width), of the input (the article model needs
-    one), None for any size.
+    one), None for any size. `output`: "logits" (`num_classes` class scores, the paper's head) or "color" (3
+    sigmoid channels painting the colour mask, as the article model does; notebook 09's control).
     """
 
     network: str = "pspnet"
@@ -135,11 +137,14 @@ class NetworkSpec:
     num_classes: int = NUM_CLASSES
     input_size: int | tuple[int, int] | None = None
     flat_output: bool = False
+    output: str = "logits"
 
     def __post_init__(self) -> None:
         """Reject a setting that cannot be built, naming it (ValueError)."""
         if self.network not in NETWORKS:
             raise ValueError(f"network must be one of {NETWORKS}, got {self.network!r}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
         object.__setattr__(self, "bins", check_bins(self.bins))
         if self.pooling not in POOLING_TYPES:
             raise ValueError(f"pooling must be one of {POOLING_TYPES}, got {self.pooling!r}")
@@ -207,9 +212,9 @@ def network_spec(model: keras.Model) -> NetworkSpec | None:
 
 
 def is_color_model(model: keras.Model) -> bool:
-    """True for the article model, which paints RGB instead of predicting class logits (read from its spec)."""
+    """True for a model that paints RGB instead of predicting class logits: the article model, or output="color"."""
     spec = network_spec(model)
-    return spec is not None and spec.network == "article"
+    return spec is not None and (spec.network == "article" or spec.output == "color")
 
 
 @dataclass(frozen=True)
@@ -499,6 +504,10 @@ def _segmentation_head(
     x = norm.layer(f"{name}_bn")(x)
     x = keras.layers.ReLU(name=f"{name}_relu")(x)
     x = keras.layers.SpatialDropout2D(spec.dropout, name=f"{name}_dropout")(x)
+    if spec.output == "color":  # an RGB painting in [0, 1] instead of class scores
+        x = keras.layers.Conv2D(3, 1, name=f"{name}_painter")(x)
+        x = ResizeToMatch(name=f"{name}_upsampling", dtype="float32")([x, image])
+        return keras.layers.Activation("sigmoid", dtype="float32", name=output_name)(x)
     x = keras.layers.Conv2D(spec.num_classes, 1, name=f"{name}_classifier")(x)
     return ResizeToMatch(name=output_name, dtype="float32")([x, image])
 

@@ -470,3 +470,36 @@ def test_precision_scope_restores_the_global_dtype_policy_even_after_an_error():
         assert keras.mixed_precision.global_policy().name == "mixed_float16"
         raise RuntimeError("a run that fails half-way")
     assert keras.mixed_precision.global_policy().name == before
+
+
+def test_a_color_head_pspnet_paints_rgb_trains_with_the_color_mse_and_is_scored_by_its_colors(tmp_path):
+    from pspnet_lib import inference, models
+    from pspnet_lib.data import PALETTE
+
+    spec = models.NetworkSpec(backbone="small", width=0.25, output="color")
+    model = models.build(spec)
+    assert models.is_color_model(model) and not models.is_color_model(models.build(spec.replace(output="logits")))
+    images = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    painted = [np.asarray(out) for out in model(images, training=False)]
+    assert [out.shape for out in painted] == [(2, 32, 32, 3)] * 2  # main and auxiliary head, RGB each
+    assert all(((out >= 0) & (out <= 1)).all() for out in painted)
+    # Both heads get the colour MSE, the auxiliary one weighted AUX_WEIGHT: the total is their weighted sum.
+    training.compile_for_training(model, training.build_optimizer("adam", 1e-3, 10), aux_weight=0.4)
+    labels = np.full((2, 32, 32), 13, np.int32)
+    logs = model.evaluate(images, {name: labels for name in model.output_names}, verbose=0, return_dict=True)
+    mse = training.PaletteColorMSE()
+    expected = float(mse(labels, painted[0])) + 0.4 * float(mse(labels, painted[1]))
+    assert logs["loss"] == pytest.approx(expected, rel=1e-4)
+    # Scored by nearest palette colour, not argmax over three channels: a perfect painting scores 1.
+    car = np.broadcast_to(PALETTE[13] / 255.0, (2, 32, 32, 3)).astype(np.float32)
+    assert np.array_equal(inference.colors_to_probabilities(car).argmax(-1), labels)
+    saved = tmp_path / "color.keras"
+    model.save(saved)
+    assert models.is_color_model(inference.load_model(saved))  # the saved model still says what it paints
+
+
+def test_a_spec_names_an_unknown_output():
+    from pspnet_lib import models
+
+    with pytest.raises(ValueError, match="output must be one of"):
+        models.NetworkSpec(output="rgb")

@@ -171,16 +171,19 @@ def monitor_name(model: keras.Model) -> str:
 def compile_for_training(
     model: keras.Model, optimizer, aux_weight: float = AUX_WEIGHT, jit_compile: bool = False
 ) -> None:
-    """Compile with the right loss: cross-entropy (plus weighted auxiliary loss) or the article's colour MSE."""
-    if models.is_color_model(model):
-        model.compile(optimizer=optimizer, loss=PaletteColorMSE(), jit_compile=jit_compile)
-        return
+    """Compile with the right loss on every output (cross-entropy, or the colour MSE for a model that paints
+    RGB), the auxiliary output weighted `aux_weight`; mIoU and pixel accuracy for class logits."""
     names = model.output_names
+    if models.is_color_model(model):
+        losses, metrics = {name: PaletteColorMSE() for name in names}, None
+    else:
+        losses = {name: segmentation_loss() for name in names}
+        metrics = {names[0]: segmentation_metrics(model.outputs[0].shape[-1])}
     model.compile(
         optimizer=optimizer,
-        loss={name: segmentation_loss() for name in names},
+        loss=losses,
         loss_weights={names[0]: 1.0, **{name: aux_weight for name in names[1:]}},
-        metrics={names[0]: segmentation_metrics(model.outputs[0].shape[-1])},
+        metrics=metrics,
         jit_compile=jit_compile,
     )
 
