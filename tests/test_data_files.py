@@ -270,3 +270,14 @@ def test_how_to_get_names_the_kaggle_page_the_synthetic_city_and_optionally_the_
     assert "https://www.kaggle.com/datasets/dansbecker/cityscapes-image-pairs" in how_to_get()
     assert "python -m pspnet_lib data toy" in how_to_get()
     assert "data kaggle" in how_to_get() and "data kaggle" not in how_to_get(offer_download_command=False)
+
+
+def test_paths_inside_the_course_are_shown_relative_and_others_as_they_are(monkeypatch, tmp_path) -> None:
+    from pspnet_lib.config import PROJECT_ROOT
+    from pspnet_lib.data.locate import shown_path
+
+    monkeypatch.chdir(PROJECT_ROOT / "notebooks")  # where a notebook runs
+    assert shown_path(PROJECT_ROOT / "data" / "toy_cityscapes") == "../data/toy_cityscapes"
+    monkeypatch.chdir(tmp_path)  # a folder beside something outside the course: never made relative
+    outside = tmp_path.parent / "elsewhere" / "cityscapes_data"
+    assert shown_path(outside) == str(outside)

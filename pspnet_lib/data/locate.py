@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from pspnet_lib.config import data_root, host_reachable
+from pspnet_lib.config import PROJECT_ROOT, data_root, host_reachable
 from pspnet_lib.data.errors import DataError
 from pspnet_lib.data.pairs import PAIR_SUFFIXES
 from pspnet_lib.data.synthetic import ensure_synthetic_dataset
@@ -151,13 +151,17 @@ def dataset_choice() -> str:
     return choice
 
 
+def course_folder() -> Path:
+    """The course checkout this library runs from (where pyproject.toml is), else the working folder (pip install)."""
+    return PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd()
+
+
 def shown_path(path: Path) -> str:
-    """`path` relative to the working folder when it lies under that folder's parent (a notebook's course), else as is."""
-    try:
-        Path(path).resolve().relative_to(Path.cwd().resolve().parent)
-    except ValueError:
+    """`path` relative to the working folder when it lies inside the course (no machine paths in notebooks), else as is."""
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(course_folder().resolve()):
         return str(path)
-    return os.path.relpath(Path(path).resolve())
+    return os.path.relpath(resolved)
 
 
 def default_dataset(
