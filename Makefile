@@ -29,11 +29,12 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 PYTEST_ARGS ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: setup browser-deps lab test notebooks bench lint assignments grade clean-venv help course-url dist constraints
+.PHONY: setup browser-deps lab test check notebooks bench lint assignments grade clean-venv help course-url dist constraints
 
 help:
 	@echo "make lab        install if needed, then open JupyterLab on notebooks/"
 	@echo "make test       install if needed, then run every test in fast mode"
+	@echo "make check      the library's fast tests only (a couple of minutes), for the edit-test loop"
 	@echo "make setup      the install step alone (TensorFlow build: $(TF_EXTRA); force with GPU=1 or GPU=0)"
 	@echo "make notebooks  re-execute every notebook top to bottom in default mode, storing outputs"
 	@echo "make bench      measure speed and learning targets; writes bench/results/"
@@ -78,6 +79,12 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_s
 
 test: setup
 	PSPNET_FAST=1 $(BIN)/python -m pytest tests notebooks $(NBVAL) $(PYTEST_ARGS)
+
+# The edit-test loop: the library's fast tests only (no notebooks, browser, Colab-like install, grading or
+# other slow tests), both cores.
+CHECK_MARKERS := not slow and not browser and not colab and not realdata
+check: setup
+	PSPNET_FAST=1 $(BIN)/python -m pytest tests -q -m "$(CHECK_MARKERS)" -n 2 $(PYTEST_ARGS)
 
 # Stored outputs always show the synthetic city (PSPNET_DATASET=synthetic): the Cityscapes licence forbids
 # redistributing the real pairs or images made from them, even on a machine that has them.

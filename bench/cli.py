@@ -21,6 +21,7 @@ PROJECT_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_BUDGET_MINUTES = 3.0
 QUICK_BUDGET_MINUTES = 0.1
+RECIPE_BUDGET_MINUTES = 10.0  # the issue's budget for a CPU student
 
 
 def parse_sections(text: str | None) -> tuple[str, ...]:
@@ -61,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-minutes",
         type=positive_minutes,
         default=None,
-        help=f"training budget per model in the learning section (default {DEFAULT_BUDGET_MINUTES:g}; "
-        f"{QUICK_BUDGET_MINUTES:g} with --quick)",
+        help=f"training budget per model in the learning section (default {DEFAULT_BUDGET_MINUTES:g}) and per "
+        f"seed in the recipe section (default {RECIPE_BUDGET_MINUTES:g}); {QUICK_BUDGET_MINUTES:g} with --quick",
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes and steps: a smoke check, not a measurement"
@@ -129,6 +130,21 @@ def run_learning(args: argparse.Namespace, scratch: Path, machine: dict) -> list
     )
 
 
+def run_recipe(args: argparse.Namespace, scratch: Path, machine: dict) -> Iterable[Row]:
+    """The CPU recipe on the real pairs, 3 seeds of 10 minutes (nothing without the real pairs)."""
+    from bench.recipe import RecipeSetup, recipe_rows
+    from pspnet_lib.data import find_cityscapes_pairs
+
+    if args.quick:
+        setup = RecipeSetup(quick_dataset(scratch), args.budget_minutes or QUICK_BUDGET_MINUTES, 8, 4, 64, 4, (0,))
+        return recipe_rows(setup, scratch / "recipe")
+    real = find_cityscapes_pairs()
+    if real is None:
+        print("Section recipe: the real pairs are not here (see README 'Getting the real set'); skipped.", file=sys.stderr)
+        return []
+    return recipe_rows(RecipeSetup(real, args.budget_minutes or RECIPE_BUDGET_MINUTES), scratch / "recipe")
+
+
 def run_notebooks(args: argparse.Namespace, scratch: Path, machine: dict) -> Iterable[Row]:
     """The notebook suite section (fast mode only with --quick)."""
     from bench.notebooks import MODES, notebook_rows
@@ -140,8 +156,16 @@ SECTION_RUNNERS: dict[str, Callable[[argparse.Namespace, Path, dict], Iterable[R
     "pipeline": run_pipeline,
     "training": run_training,
     "learning": run_learning,
+    "recipe": run_recipe,
     "notebooks": run_notebooks,
 }
+
+
+def real_pairs_found() -> bool:
+    """True when the real Cityscapes pairs are on this machine."""
+    from pspnet_lib.data import find_cityscapes_pairs
+
+    return find_cityscapes_pairs() is not None
 
 
 def unmeasured_notes(args: argparse.Namespace, machine: dict) -> list[str]:
@@ -149,6 +173,8 @@ def unmeasured_notes(args: argparse.Namespace, machine: dict) -> list[str]:
     notes = [f"section {section}: not run (--only)" for section in SECTIONS if section not in args.only]
     if not machine["gpus"]:
         notes.append("mixed precision on/off rows: no GPU visible, float32 on the CPU only")
+    if "recipe" in args.only and not args.quick and not real_pairs_found():
+        notes.append("section recipe: the real pairs were not found, so the CPU recipe was not measured")
     if args.quick:
         notes.append("--quick: tiny sizes and single steps, a smoke check only; the numbers mean nothing")
     return notes

@@ -23,13 +23,13 @@ MODEL_TITLES = {
 
 @dataclass(frozen=True)
 class LearningSetup:
-    """What every model gets: the same data, crop size, batch, optimiser and wall-clock budget."""
+    """What every model gets: the same data, scene size, batch, recipe (the CPU one) and wall-clock budget."""
 
     data: Path
     budget_minutes: float
     image_size: int = 128
     batch_size: int = 8
-    optimizer: str = "adam"
+    recipe: str = "cpu"
     seed: int = 0
 
 
@@ -84,10 +84,9 @@ def train_within_budget(model_name: str, setup: LearningSetup, run_dir: Path) ->
         backbone="small",
         image_size=setup.image_size,
         batch_size=setup.batch_size,
-        epochs=100_000,
         max_minutes=setup.budget_minutes,
         seed=setup.seed,
-        optimizer=setup.optimizer,
+        recipe=setup.recipe,
         tensorboard=False,
     )
     counter = step_counter()
@@ -104,7 +103,7 @@ def learning_rows(setup: LearningSetup, model_names: tuple[str, ...] = tuple(MOD
             scores[name] = None if math.isnan(miou) else miou
             details[name] = {"steps": steps, "epochs": epochs}
     settings = (
-        f"{setup.budget_minutes:g} min, {setup.image_size}px, batch {setup.batch_size}, {setup.optimizer}"
+        f"{setup.budget_minutes:g} min, {setup.image_size}px, batch {setup.batch_size}, {setup.recipe} recipe"
     )
     rows = []
     for name in model_names:

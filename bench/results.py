@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-SECTIONS = ("pipeline", "training", "learning", "notebooks")
+SECTIONS = ("pipeline", "training", "learning", "recipe", "notebooks")
 TABLE_COLUMNS = ("section", "measurement", "value", "unit", "detail", "target", "met")
 REPORT_KEYS = {
     "schema_version": int,

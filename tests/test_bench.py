@@ -341,7 +341,7 @@ def test_throughput_cases_cover_backbones_sizes_xla_and_precisions():
 
 def test_only_keeps_the_canonical_order_and_rejects_unknown_sections():
     assert cli.parse_sections("notebooks, pipeline") == ("pipeline", "notebooks")
-    assert cli.parse_sections(None) == ("pipeline", "training", "learning", "notebooks")
+    assert cli.parse_sections(None) == ("pipeline", "training", "learning", "recipe", "notebooks")
     with pytest.raises(argparse.ArgumentTypeError, match="--only takes sections"):
         cli.parse_sections("pipeline,gpu")
 
@@ -441,3 +441,36 @@ def test_rows_finished_after_a_stop_request_are_dropped(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         cli.run_sections(args, report, tmp_path / "run.json", stop)
     assert [row.name for row in load_report(tmp_path / "run.json").rows] == ["before"]
+
+
+def test_recipe_section_links_the_first_pairs_and_trains_through_the_command_line(synthetic_pairs, tmp_path):
+    from bench.recipe import RecipeSetup, seed_rows, subset_dataset, train_command
+    from pspnet_lib.data import list_pairs
+
+    subset = subset_dataset(synthetic_pairs, tmp_path / "pairs", train_pairs=5, val_pairs=2)
+    assert [p.name for p in list_pairs(subset / "train")] == [f"{i}.jpg" for i in range(1, 6)]
+    assert [p.name for p in list_pairs(subset / "val")] == ["1.jpg", "2.jpg"]
+    setup = RecipeSetup(synthetic_pairs, budget_minutes=10)
+    command = train_command(setup, subset, tmp_path / "run", seed=2)
+    assert command[:3] == ["train", "--recipe", "cpu"] and command[-4:-2] == ["--seed", "2"]
+    assert command[command.index("--max-minutes") + 1] == "10"
+    result = {"seed": 2, "final_miou": 0.26, "final_pixel_accuracy": 0.77, "best_miou": 0.27,
+              "best_pixel_accuracy": 0.8, "steps": 100, "epochs": 3, "seconds": 40.0, "images_per_second": 20.0}
+    rows = seed_rows(result, setup)
+    assert [row.met for row in rows] == [True, False, True]  # mIoU >= 0.25, pixel accuracy < 0.78, >= 18 img/s
+
+
+@pytest.mark.slow
+def test_recipe_section_scores_the_final_model_of_each_seed(synthetic_pairs, tmp_path):
+    from bench.recipe import RecipeSetup, recipe_rows
+
+    setup = RecipeSetup(synthetic_pairs, budget_minutes=0.1, train_pairs=8, val_pairs=4, image_size=64,
+                        batch_size=4, seeds=(0,))
+    rows = list(recipe_rows(setup, tmp_path))
+    assert [row.name for row in rows] == [
+        "final model mIoU, seed 0", "final model pixel accuracy, seed 0",
+        "train images/s (everything in the budget), seed 0",
+    ]
+    extra = rows[0].extra
+    assert 0 <= extra["final_miou"] <= 1 and extra["steps"] >= 1 and extra["seconds"] > 0
+    assert rows[2].value == pytest.approx(extra["steps"] * 4 / extra["seconds"])

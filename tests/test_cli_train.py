@@ -64,6 +64,8 @@ def test_train_writes_model_history_and_config(trained_run):
     assert [row["epoch"] for row in history_rows(run_dir)] == ["1"]
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["model"], config["backbone"], config["image_size"]) == ("pspnet", "small", 64)
+    # Settings the command line left out come from the CPU recipe on this GPU-less machine.
+    assert (config["recipe"], config["optimizer"], config["scale_range"]) == ("cpu", "adam", [0.75, 1.5])
     assert not (run_dir / "backup").exists()  # a finished run leaves no backup behind
 
 
@@ -243,6 +245,8 @@ def test_run_killed_during_epoch_two_resumes_to_three_clean_epochs(synthetic_pai
         (["--lr", "0"], ["--lr", "positive"]),
         (["--lr", "nan"], ["--lr", "positive"]),
         (["--optimizer", "adam", "--head-lr-multiplier", "10"], ["head_lr_multiplier", "'sgd' only"]),
+        (["--scale-range", "2", "1"], ["scale_range", "0 < low <= high"]),
+        (["--crop-size", "96"], ["--crop-size", "between 32 and image_size (64)", "96"]),
     ],
 )
 def test_impossible_train_settings_are_one_line_and_leave_no_run_folder(synthetic_pairs, tmp_path, capsys, extra, fragments):
@@ -330,13 +334,15 @@ def test_unusable_files_error_names_the_command_line_flag(synthetic_pairs, tmp_p
     assert "3.jpg" in err and "--skip-bad" in err and "skip_bad=True" not in err
 
 
-def test_the_command_line_offers_exactly_the_library_s_networks_backbones_and_optimizers():
+def test_the_command_line_offers_exactly_the_library_s_networks_backbones_optimizers_and_recipes():
     from pspnet_lib import models
     from pspnet_lib.cli import build_parser
     from pspnet_lib.training.optimizers import OPTIMIZERS
+    from pspnet_lib.training.recipes import RECIPE_NAMES
 
     train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
     choices = {action.dest: action.choices for action in train_parser._actions if action.choices}
     assert tuple(choices["model"]) == models.NETWORKS
     assert set(choices["backbone"]) == set(models.BACKBONES)
     assert tuple(choices["optimizer"]) == OPTIMIZERS
+    assert tuple(choices["recipe"]) == RECIPE_NAMES

@@ -48,6 +48,7 @@ BENCH_RANKS = {
     "pipeline": 1,
     "throughput": 1,
     "learning": 1,
+    "recipe": 1,
     "cli": 2,
     "__main__": 3,
 }

@@ -223,7 +223,7 @@ def test_new_layers_are_the_pyramid_module_and_both_heads():
         ({}, 1.0),
         ({"weights": "imagenet", "optimizer": "adam"}, 1.0),
         ({"weights": "imagenet", "head_lr_multiplier": 1.0}, 1.0),
-        ({"head_lr_multiplier": 5.0}, 5.0),
+        ({"head_lr_multiplier": 5.0, "optimizer": "sgd"}, 5.0),
     ],
 )
 def test_new_layers_learn_10x_faster_by_default_from_imagenet_weights(tmp_path, settings, multiplier):

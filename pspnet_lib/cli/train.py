@@ -21,11 +21,13 @@ from pathlib import Path
 
 from pspnet_lib.config import fast_mode
 
-# Defaults for a normal run and, under PSPNET_FAST=1, for a quick one.
+# Under PSPNET_FAST=1 a quick run; otherwise every setting left out comes from the recipe (training.recipes).
 DEFAULTS = {
-    False: {"backbone": "resnet50", "image_size": 256, "batch_size": 8, "epochs": 10},
-    True: {"backbone": "small", "image_size": 128, "batch_size": 4, "epochs": 2},
+    False: {"backbone": None, "image_size": None, "batch_size": None},
+    True: {"backbone": "small", "image_size": 128, "batch_size": 4},
 }
+FAST_EPOCHS = 2  # a fast-mode run without --epochs or --max-minutes
+RECIPE_HELP = "default: paper with a GPU or --weights imagenet, else cpu"
 
 
 def one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -60,24 +62,43 @@ def add_train_parser(subparsers) -> None:
     )
     parser.add_argument("--data", help="dataset root in the Kaggle layout (train/, val/); default: default_dataset()")
     parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument(
+        "--recipe", choices=("paper", "cpu"),  # training.recipes.RECIPE_NAMES (a test keeps them equal)
+        help="the defaults of every setting below: paper (ResNet-50, 256 px, SGD, scale 0.5-2) or cpu (small "
+        f"PSPNet, 128 px, Adam annealed to --max-minutes); {RECIPE_HELP}",
+    )
     parser.add_argument("--model", choices=("pspnet", "fcn", "article"), default="pspnet")
     parser.add_argument("--backbone", choices=("resnet50", "small"), default=defaults["backbone"])
     parser.add_argument(
         "--weights", choices=("imagenet", "none"), default="none",
         help="start the resnet50 backbone from ImageNet weights (downloaded once, ~95 MB) or from scratch (default)",
     )
-    parser.add_argument("--image-size", type=int, default=defaults["image_size"], help="square training crop size")
+    parser.add_argument(
+        "--image-size", type=int, default=defaults["image_size"],
+        help="square size scenes are resized to for training and validation (the recipe's: 256 paper, 128 cpu)",
+    )
+    parser.add_argument(
+        "--crop-size", type=int, help="square training crops cut from the scenes (default: the recipe's share of --image-size)"
+    )
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    parser.add_argument("--epochs", type=int, default=defaults["epochs"])
-    parser.add_argument("--max-minutes", type=float, help="stop after this many minutes of training")
+    parser.add_argument("--epochs", type=int, help="default: 10, or as many as fit in --max-minutes")
+    parser.add_argument(
+        "--max-minutes", type=float,
+        help="time budget: training and validation end by then, and the learning rate decays (poly) to 0 at it",
+    )
+    parser.add_argument(
+        "--scale-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+        help="random scaling of training scenes (the recipe's: 0.5 2 paper, 0.75 1.5 cpu)",
+    )
     parser.add_argument("--limit", type=int, help="use only the first N images of each split")
     parser.add_argument("--skip-bad", action="store_true", help="leave unusable pair files out (with a warning)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--optimizer", choices=("sgd", "sgdw", "adam"), default="sgd",
-        help="sgd: the paper's (momentum 0.9, L2 weight decay 1e-4 through the gradient); sgdw: Keras' decoupled decay",
+        "--optimizer", choices=("sgd", "sgdw", "adam"),
+        help="sgd: the paper's (momentum 0.9, L2 weight decay 1e-4 through the gradient); sgdw: Keras' decoupled "
+        "decay; default: the recipe's (sgd paper, adam cpu)",
     )
-    parser.add_argument("--lr", type=float, help="initial learning rate (default 0.01 for SGD, 0.001 for Adam)")
+    parser.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's, 0.01 paper, 0.002 cpu)")
     parser.add_argument("--aux-weight", type=float, default=0.4, help="weight of the auxiliary loss")
     parser.add_argument(
         "--head-lr-multiplier", type=float,
@@ -91,18 +112,26 @@ def add_train_parser(subparsers) -> None:
     parser.set_defaults(func=run_train)
 
 
+def epochs_of(args: argparse.Namespace) -> int | None:
+    """--epochs; unset: FAST_EPOCHS in fast mode without a time budget, else None (the recipe's default)."""
+    if args.epochs is None and args.max_minutes is None and fast_mode():
+        return FAST_EPOCHS
+    return args.epochs
+
+
 @one_line_errors
 def run_train(args: argparse.Namespace) -> int:
     """Train (or resume) and print where the results are."""
     from pspnet_lib.training import TrainConfig, train
 
     config = TrainConfig(
-        out=args.out, data=args.data, model=args.model, backbone=args.backbone,
+        out=args.out, data=args.data, recipe=args.recipe, model=args.model, backbone=args.backbone,
         weights=None if args.weights == "none" else args.weights, image_size=args.image_size,
-        batch_size=args.batch_size, epochs=args.epochs, max_minutes=args.max_minutes, limit=args.limit,
+        batch_size=args.batch_size, epochs=epochs_of(args), max_minutes=args.max_minutes, limit=args.limit,
         seed=args.seed, optimizer=args.optimizer, lr=args.lr, aux_weight=args.aux_weight,
         head_lr_multiplier=args.head_lr_multiplier, mixed_precision=args.mixed_precision, xla=args.xla,
         distribute=args.distribute, tensorboard=args.tensorboard, skip_bad=args.skip_bad,
+        scale_range=None if args.scale_range is None else tuple(args.scale_range), crop_size=args.crop_size,
     )
     result = train(config, verbose=2 if args.quiet else 1)
     last = result.history[-1] if result.history else {}

@@ -1,6 +1,6 @@
-"""Training: loss, optimiser, device plan (mixed precision, XLA, distribution), callbacks and `train`.
+"""Training: recipes, loss, optimiser, device plan (mixed precision, XLA, distribution), callbacks and `train`.
 
-Submodules, one concept each: `losses`, `optimizers`, `devices`, `callbacks`, `run`. The names a notebook
+Submodules, one concept each: `recipes`, `losses`, `optimizers`, `devices`, `callbacks`, `run`. The names a notebook
 or the command line needs are re-exported here.
 """
 
@@ -28,6 +28,7 @@ from pspnet_lib.training.devices import (
 )
 from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColorMSE, PaletteColourMSE, segmentation_loss
 from pspnet_lib.training.optimizers import PaperSGD, build_optimizer, poly_schedule
+from pspnet_lib.training.recipes import RECIPES, Recipe, default_recipe_name, get_recipe
 from pspnet_lib.training.run import (
     MODELS,
     PretrainedWeightsUnavailable,
@@ -42,9 +43,10 @@ from pspnet_lib.training.run import (
 
 __all__ = [
     "AUX_WEIGHT", "MODELS", "BestCheckpoint", "CsvHistory", "DevicePlan", "DeviceSwitches", "GpuInfo",
-    "NanGuard", "PaperSGD", "PaletteColorMSE", "PaletteColourMSE", "PretrainedWeightsUnavailable", "SaveFinalModel", "TimeBudget", "TrainConfig",
+    "NanGuard", "PaperSGD", "PaletteColorMSE", "PaletteColourMSE", "PretrainedWeightsUnavailable", "RECIPES", "Recipe", "SaveFinalModel", "TimeBudget", "TrainConfig",
     "TrainResult", "TrainingDiverged", "apply_precision", "atomic_save_model", "atomic_write_text",
-    "build_model", "build_optimizer", "compile_for_training", "create_strategy", "current_plan",
+    "build_model", "build_optimizer", "compile_for_training", "create_strategy", "current_plan", "default_recipe_name",
+    "get_recipe",
     "monitor_name", "plan_devices", "poly_schedule", "read_history", "run_callbacks",
     "segmentation_loss", "train", "training_targets", "visible_gpus",
 ]

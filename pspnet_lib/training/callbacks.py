@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 
 from pspnet_lib.run_files import atomic_write, atomic_write_text, history_csv, read_history
+from pspnet_lib.training.optimizers import POLY_POWER
 
 
 def atomic_save_model(model: keras.Model, path: Path) -> None:
@@ -82,24 +83,86 @@ class BestCheckpoint(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stop training once `max_minutes` of wall time have passed since training began."""
+    """Stop training when `max_minutes` are spent, the last validation included; optionally anneal the lr to then.
 
-    def __init__(self, max_minutes: float) -> None:
+    The clock counts this `fit` plus, on a resumed run, the minutes earlier sessions spent: every epoch's logs get
+    `train_minutes` (so history.csv records it), and the first epoch of a resumed `fit` reads it back from the
+    row of the last finished epoch in `history_path`. The latest validation's duration is held in reserve, so
+    the validation that follows the last step also ends by the deadline.
+
+    With `base_learning_rate`, the learning rate is set before every step to the poly schedule of the time left:
+    base * (1 - progress) ** power, progress = max(seconds spent / seconds for training, step / `total_steps`),
+    so it reaches 0 at whichever end comes first, the deadline or the last epoch: the final model is annealed.
+    """
+
+    def __init__(
+        self,
+        max_minutes: float,
+        history_path: Path | None = None,
+        base_learning_rate: float | None = None,
+        total_steps: int | None = None,
+        power: float = POLY_POWER,
+    ) -> None:
         super().__init__()
-        if max_minutes <= 0:
+        if not max_minutes > 0:
             raise ValueError(f"max_minutes must be > 0, got {max_minutes}")
+        if base_learning_rate is not None and not base_learning_rate > 0:
+            raise ValueError(f"base_learning_rate must be > 0, got {base_learning_rate}")
         self.max_seconds = max_minutes * 60.0
+        self.history_path = None if history_path is None else Path(history_path)
+        self.base_learning_rate, self.total_steps, self.power = base_learning_rate, total_steps, power
         self.stopped = False
-        self._start = time.monotonic()
+        self.earlier_seconds = 0.0  # spent by the sessions before a resume
+        self.validation_seconds = 0.0  # the latest validation's duration, held in reserve
+        self._start = self._validation_start = time.monotonic()
+        self._resume_checked = False
+
+    def elapsed_seconds(self) -> float:
+        """Seconds of the budget spent so far, earlier sessions included."""
+        return self.earlier_seconds + time.monotonic() - self._start
+
+    def progress(self) -> float:
+        """How far training is towards its end, 0 to 1: the larger of the time share and the step share."""
+        training_seconds = max(self.max_seconds - self.validation_seconds, 1e-9)
+        share = self.elapsed_seconds() / training_seconds
+        if self.total_steps:
+            share = max(share, int(self.model.optimizer.iterations) / self.total_steps)
+        return min(share, 1.0)
 
     def on_train_begin(self, logs=None) -> None:
         """Start the clock."""
         self._start = time.monotonic()
 
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        """On the first epoch of this `fit`, count the minutes of the epochs an earlier session finished."""
+        if self._resume_checked:
+            return
+        self._resume_checked = True
+        rows = [row for row in read_history(self.history_path) if row["epoch"] <= epoch] if self.history_path else []
+        self.earlier_seconds = 60.0 * rows[-1].get("train_minutes", 0.0) if rows else 0.0
+
+    def on_train_batch_begin(self, batch: int, logs=None) -> None:
+        """Set the annealed learning rate for this step."""
+        if self.base_learning_rate is not None:
+            self.model.optimizer.learning_rate = self.base_learning_rate * (1.0 - self.progress()) ** self.power
+
     def on_train_batch_end(self, batch: int, logs=None) -> None:
-        """Ask Keras to stop when the budget is spent."""
-        if time.monotonic() - self._start > self.max_seconds:
+        """Ask Keras to stop when the time left would not cover another validation."""
+        if self.elapsed_seconds() + self.validation_seconds >= self.max_seconds:
             self.stopped = self.model.stop_training = True
+
+    def on_test_begin(self, logs=None) -> None:
+        """Time the validation."""
+        self._validation_start = time.monotonic()
+
+    def on_test_end(self, logs=None) -> None:
+        """Remember how long the validation took."""
+        self.validation_seconds = time.monotonic() - self._validation_start
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        """Record the minutes spent so far in the epoch's logs (history.csv's `train_minutes`)."""
+        if logs is not None:
+            logs["train_minutes"] = self.elapsed_seconds() / 60.0
 
 
 class TrainingDiverged(RuntimeError):

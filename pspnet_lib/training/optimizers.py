@@ -96,7 +96,7 @@ class PaperSGD(keras.optimizers.SGD):
 def build_optimizer(
     name: str = "sgd",
     learning_rate: float | None = None,
-    total_steps: int = 1,
+    total_steps: int | None = 1,
     *,
     momentum: float = MOMENTUM,
     weight_decay: float = WEIGHT_DECAY,
@@ -105,6 +105,7 @@ def build_optimizer(
 ) -> keras.optimizers.Optimizer:
     """The paper's SGD ("sgd", coupled L2), Keras' SGDW ("sgdw", decoupled) or Adam, all on the poly schedule.
 
+    `total_steps` None: a constant learning rate instead, for a caller that sets it (`callbacks.TimeBudget`).
     With "sgd", the variables in `new_layer_variables` (see `models.new_layer_variables`) learn
     `new_layer_lr_multiplier` times faster.
     """
@@ -116,7 +117,7 @@ def build_optimizer(
         raise ValueError(f"learning rate must be > 0, got {learning_rate}")
     if new_layer_lr_multiplier != 1.0 and name != "sgd":
         raise ValueError(f"a new-layer learning-rate multiplier applies to optimizer 'sgd' only, got {name!r}")
-    schedule = poly_schedule(learning_rate, total_steps)
+    schedule = learning_rate if total_steps is None else poly_schedule(learning_rate, total_steps)
     if name == "adam":
         return keras.optimizers.Adam(schedule, weight_decay=weight_decay or None)
     if name == "sgdw":

@@ -24,6 +24,7 @@ from pathlib import Path
 import keras
 
 from pspnet_lib import data, models
+from pspnet_lib.data.pipeline import check_scale_range
 from pspnet_lib.metrics import segmentation_metrics
 from pspnet_lib.training.callbacks import (
     TimeBudget,
@@ -31,9 +32,21 @@ from pspnet_lib.training.callbacks import (
     read_history,
     run_callbacks,
 )
-from pspnet_lib.training.devices import DeviceSwitches, create_strategy, current_plan, precision_scope
+from pspnet_lib.training.devices import (
+    DeviceSwitches,
+    create_strategy,
+    current_plan,
+    precision_scope,
+    visible_gpus,
+)
 from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColorMSE, segmentation_loss
-from pspnet_lib.training.optimizers import NEW_LAYER_LR_MULTIPLIER, OPTIMIZERS, build_optimizer
+from pspnet_lib.training.optimizers import (
+    DEFAULT_LEARNING_RATES,
+    NEW_LAYER_LR_MULTIPLIER,
+    OPTIMIZERS,
+    build_optimizer,
+)
+from pspnet_lib.training.recipes import default_recipe_name, get_recipe
 
 MODELS = models.NETWORKS  # deprecated name, kept for old notebooks
 WEIGHTS = (None, "imagenet")
@@ -41,6 +54,8 @@ MIN_IMAGE_SIZE = models.MIN_INPUT_SIZE  # the smallest crop every backbone maps 
 MAX_IMAGE_SIZE = 2048  # the real pairs' photos are 256 x 256; larger crops are a typo, not a plan
 # Settings that fix the network: a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("model", "backbone", "image_size", "spec")
+DEFAULT_EPOCHS = 10
+UNTIL_THE_BUDGET = 100_000  # epochs of a run with a time budget and no epoch count: the budget ends it
 
 
 @dataclass
@@ -49,17 +64,22 @@ class TrainConfig:
 
     out: str
     data: str | None = None
+    # The recipe that fills in every setting left None below: "paper" or "cpu"; None: `default_recipe_name`.
+    recipe: str | None = None
     model: str = "pspnet"  # shorthand for spec.network
-    backbone: str = "resnet50"  # shorthand for spec.backbone
+    backbone: str | None = None  # shorthand for spec.backbone
     weights: str | None = None  # "imagenet": start the resnet50 backbone from Keras' ImageNet ResNet-50
-    image_size: int = 256
-    batch_size: int = 8
-    epochs: int = 10
+    image_size: int | None = None
+    batch_size: int | None = None
+    epochs: int | None = None  # None: DEFAULT_EPOCHS, or until the time budget with max_minutes
+    # A time budget: training (validation included) stops by then, and the learning rate decays to 0 at it.
     max_minutes: float | None = None
     limit: int | None = None
     seed: int = 0
-    optimizer: str = "sgd"
-    lr: float | None = None
+    optimizer: str | None = None
+    lr: float | None = None  # None: the recipe's, else the optimiser's default
+    scale_range: tuple[float, float] | None = None  # random scaling of training scenes
+    crop_size: int | None = None  # training crops cut from image_size scenes; None: the recipe's fraction of image_size
     aux_weight: float = AUX_WEIGHT
     # None: NEW_LAYER_LR_MULTIPLIER (10) for the new layers when SGD starts from ImageNet weights, as the authors train; else 1.
     head_lr_multiplier: float | None = None
@@ -72,10 +92,15 @@ class TrainConfig:
     spec: models.NetworkSpec | None = None
 
     def __post_init__(self) -> None:
-        """Reject settings that cannot work, naming the setting; fill in `spec` (or `model`/`backbone` from it)."""
+        """Reject settings that cannot work, naming the setting; fill in the recipe's defaults and `spec`."""
         if self.model not in models.NETWORKS:
             raise ValueError(f"model must be one of {models.NETWORKS}, got {self.model!r}")
+        self._fill_from_recipe()
         self.spec = self._checked_spec()
+        fixed_input = self.spec.input_size is not None  # the article model: whole images of one size
+        if self.crop_size is None:
+            fraction = 1.0 if fixed_input else get_recipe(self.recipe).crop_fraction
+            self.crop_size = max(MIN_IMAGE_SIZE, round(fraction * self.image_size))
         if self.weights not in WEIGHTS:
             raise ValueError(f"weights must be None or 'imagenet', got {self.weights!r}")
         if self.weights == "imagenet" and (self.backbone != "resnet50" or self.model == "article"):
@@ -91,6 +116,10 @@ class TrainConfig:
                 f"image_size (--image-size) must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, "
                 f"got {self.image_size}"
             )
+        if not MIN_IMAGE_SIZE <= self.crop_size <= self.image_size or (fixed_input and self.crop_size != self.image_size):
+            expected = f"equal to image_size ({self.image_size}) for a fixed-size network" if fixed_input else (
+                f"between {MIN_IMAGE_SIZE} and image_size ({self.image_size})")
+            raise ValueError(f"crop_size (--crop-size) must be {expected}, got {self.crop_size}")
         if self.max_minutes is not None and not (self.max_minutes > 0 and math.isfinite(self.max_minutes)):
             raise ValueError(
                 f"max_minutes (--max-minutes) must be a positive number of minutes (leave it unset for no limit), "
@@ -110,24 +139,44 @@ class TrainConfig:
                     f"head_lr_multiplier applies to optimizer 'sgd' only, got optimizer={self.optimizer!r}"
                 )
 
+    def _fill_from_recipe(self) -> None:
+        """Resolve `recipe` and give every setting left None the recipe's value."""
+        if self.recipe is None:
+            self.recipe = default_recipe_name(len(visible_gpus()), self.weights)
+        recipe = get_recipe(self.recipe)
+        if isinstance(self.spec, dict):
+            self.spec = models.NetworkSpec.from_dict(self.spec)
+        if self.backbone is None:
+            self.backbone = self.spec.backbone if isinstance(self.spec, models.NetworkSpec) else recipe.backbone
+        for name in ("image_size", "batch_size", "optimizer", "lr", "scale_range"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(recipe, name))
+        if self.epochs is None:
+            self.epochs = DEFAULT_EPOCHS if self.max_minutes is None else UNTIL_THE_BUDGET
+        self.scale_range = check_scale_range(tuple(self.scale_range))
+
     def _checked_spec(self) -> models.NetworkSpec:
         """The given spec (agreeing with `model`, `backbone` and, for the article model, `image_size`) or the default one."""
         spec = self.spec
-        if isinstance(spec, dict):
-            spec = models.NetworkSpec.from_dict(spec)
         if spec is None:
             if self.model == "article":
                 return models.NetworkSpec("article", input_size=self.image_size)
-            return models.NetworkSpec(self.model, self.backbone)
+            width = get_recipe(self.recipe).width if self.backbone == "small" else 1.0
+            return models.NetworkSpec(self.model, self.backbone, width=width)
         if not isinstance(spec, models.NetworkSpec):
             raise ValueError(f"spec must be a models.NetworkSpec, got {type(spec).__name__}")
-        for name, default, value in (("model", "pspnet", spec.network), ("backbone", "resnet50", spec.backbone)):
+        for name, default, value in (("model", "pspnet", spec.network), ("backbone", None, spec.backbone)):
             if getattr(self, name) not in (default, value):
                 raise ValueError(f"{name}={getattr(self, name)!r} disagrees with spec ({value!r}): set only the spec")
         if spec.network == "article" and spec.input_size != self.image_size:
             raise ValueError(f"the article model's spec.input_size ({spec.input_size}) must equal image_size ({self.image_size})")
         self.model, self.backbone = spec.network, spec.backbone
         return spec
+
+    @property
+    def learning_rate(self) -> float:
+        """The initial learning rate: `lr`, else the optimiser's default."""
+        return self.lr if self.lr is not None else DEFAULT_LEARNING_RATES[self.optimizer]
 
     @property
     def new_layer_lr_multiplier(self) -> float:
@@ -258,13 +307,16 @@ def dataset_root(config: TrainConfig) -> Path:
 
 
 def load_datasets(config: TrainConfig, root: Path):
-    """(train, val) tf.data pipelines of the dataset at `root`."""
-    common = dict(
-        image_size=config.image_size, batch_size=config.batch_size, limit=config.limit, seed=config.seed,
-        skip_bad=config.skip_bad,
+    """(train, val) tf.data pipelines of the dataset at `root`; val holds the first pairs the recipe validates on."""
+    common = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed, skip_bad=config.skip_bad)
+    train_data = data.make_dataset(
+        root, "train", augment=True, shuffle=True, limit=config.limit, scale_range=config.scale_range,
+        crop_size=None if config.crop_size == config.image_size else config.crop_size, **common
     )
-    train_data = data.make_dataset(root, "train", augment=True, shuffle=True, **common)
-    val_data = data.make_dataset(root, "val", augment=False, shuffle=False, **common)
+    train_images = count_batches(train_data) * config.batch_size
+    share_limit = get_recipe(config.recipe).validation_limit(train_images)
+    val_limit = min((n for n in (config.limit, share_limit) if n is not None), default=None)
+    val_data = data.make_dataset(root, "val", augment=False, shuffle=False, limit=val_limit, **common)
     return train_data, val_data
 
 
@@ -337,17 +389,22 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
     """Build data, model and optimiser under `strategy` and fit them; the body of `train`."""
     keras.utils.set_random_seed(config.seed)
     train_data, val_data = load_datasets(config, root)
+    total_steps = count_batches(train_data) * config.epochs
+    write_dir = worker_dir(config, strategy)
     with strategy.scope():
         model = build_model(config, imagenet_source, strategy.num_replicas_in_sync)
         optimizer = build_optimizer(
-            config.optimizer, config.lr, count_batches(train_data) * config.epochs,
+            config.optimizer, config.learning_rate,
+            # With a time budget the TimeBudget callback sets the (poly) learning rate before every step.
+            None if config.max_minutes is not None else total_steps,
             new_layer_variables=models.new_layer_variables(model),
             new_layer_lr_multiplier=config.new_layer_lr_multiplier,
         )
         compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile)
-    write_dir = worker_dir(config, strategy)
     atomic_write_text(write_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
-    budget = [TimeBudget(config.max_minutes)] if config.max_minutes is not None else []
+    budget = []
+    if config.max_minutes is not None:
+        budget = [TimeBudget(config.max_minutes, write_dir / "history.csv", config.learning_rate, total_steps)]
     run_list = run_callbacks(write_dir, monitor_name(model), config.tensorboard)
     model.fit(
         training_targets(train_data, model),

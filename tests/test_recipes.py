@@ -1,0 +1,225 @@
+"""Training recipes and time budgets: which defaults a run gets, and a learning rate that anneals to the deadline."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from pspnet_lib import training
+from pspnet_lib.data import NUM_CLASSES
+from pspnet_lib.run_files import atomic_write_text, history_csv, read_history
+from pspnet_lib.training import callbacks as callbacks_module
+from pspnet_lib.training.recipes import RECIPES, default_recipe_name, get_recipe
+from pspnet_lib.training.run import UNTIL_THE_BUDGET, load_datasets
+
+# --- which recipe, and what it fills in -----------------------------------------------------------------
+
+
+def test_the_paper_recipe_with_a_gpu_or_imagenet_weights_else_the_cpu_one():
+    assert default_recipe_name(gpu_count=1) == "paper"
+    assert default_recipe_name(gpu_count=0, weights="imagenet") == "paper"
+    assert default_recipe_name(gpu_count=0) == "cpu"
+
+
+def test_a_cpu_run_gets_the_cpu_recipe_for_every_setting_left_out(tmp_path):
+    config = training.TrainConfig(out=str(tmp_path / "run"))  # this machine has no GPU
+    cpu = RECIPES["cpu"]
+    assert config.recipe == "cpu"
+    assert (config.backbone, config.image_size, config.batch_size) == (cpu.backbone, cpu.image_size, cpu.batch_size)
+    assert (config.optimizer, config.lr, config.scale_range) == (cpu.optimizer, cpu.lr, cpu.scale_range)
+    assert config.spec.backbone == "small" and config.spec.width == cpu.width
+    assert config.epochs == 10  # no time budget: the default epoch count
+
+
+def test_imagenet_weights_get_the_papers_recipe_on_a_cpu_too(tmp_path):
+    config = training.TrainConfig(out=str(tmp_path / "run"), weights="imagenet")
+    assert (config.recipe, config.backbone, config.optimizer, config.lr) == ("paper", "resnet50", "sgd", 0.01)
+    assert config.scale_range == (0.5, 2.0) and config.new_layer_lr_multiplier == 10.0
+
+
+def test_settings_given_win_over_the_recipe(tmp_path):
+    config = training.TrainConfig(
+        out=str(tmp_path / "run"), recipe="paper", backbone="small", image_size=64, optimizer="adam",
+        lr=0.5, scale_range=(1.0, 1.0), epochs=3,
+    )
+    assert (config.backbone, config.image_size, config.optimizer, config.lr) == ("small", 64, "adam", 0.5)
+    assert config.scale_range == (1.0, 1.0) and config.epochs == 3
+    assert config.spec.width == RECIPES["paper"].width
+
+
+def test_training_crops_are_the_recipes_share_of_the_scene_except_for_a_fixed_size_network(tmp_path):
+    cpu = RECIPES["cpu"]
+    config = training.TrainConfig(out=str(tmp_path / "run"), image_size=128)
+    assert config.crop_size == max(32, round(cpu.crop_fraction * 128))
+    assert training.TrainConfig(out=str(tmp_path / "run"), image_size=128, crop_size=64).crop_size == 64
+    article = training.TrainConfig(out=str(tmp_path / "run"), model="article", image_size=64)
+    assert article.crop_size == 64  # the article model's input has one size
+    with pytest.raises(ValueError, match=r"crop_size \(--crop-size\) must be equal to image_size \(64\)"):
+        training.TrainConfig(out=str(tmp_path / "run"), model="article", image_size=64, crop_size=48)
+    with pytest.raises(ValueError, match=r"must be between 32 and image_size \(64\), got 16"):
+        training.TrainConfig(out=str(tmp_path / "run"), image_size=64, crop_size=16)
+
+
+def test_a_time_budget_without_an_epoch_count_runs_until_the_budget(tmp_path):
+    config = training.TrainConfig(out=str(tmp_path / "run"), max_minutes=10)
+    assert config.epochs == UNTIL_THE_BUDGET
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"recipe": "gpu"}, "recipe must be one of ('paper', 'cpu'), got 'gpu'"),
+        ({"scale_range": (2.0, 1.0)}, "scale_range must be"),
+        ({"scale_range": (0.0, 1.0)}, "scale_range must be"),
+    ],
+)
+def test_bad_recipe_settings_are_clear_errors(tmp_path, settings, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        training.TrainConfig(out=str(tmp_path / "run"), **settings)
+
+
+def test_the_cpu_recipe_validates_on_a_share_of_an_epoch_the_paper_on_the_whole_split(synthetic_pairs, tmp_path):
+    assert get_recipe("cpu").validation_limit(600) == math.ceil(RECIPES["cpu"].validation_share * 600)
+    assert get_recipe("paper").validation_limit(600) is None
+    sizes = {}
+    for name in ("cpu", "paper"):  # 8 train and 4 val pairs
+        config = training.TrainConfig(out=str(tmp_path / name), data=str(synthetic_pairs), recipe=name,
+                                      backbone="small", image_size=32, batch_size=2)
+        _, val = load_datasets(config, synthetic_pairs)
+        sizes[name] = sum(int(images.shape[0]) for images, _ in val)
+    assert sizes == {"cpu": RECIPES["cpu"].validation_limit(8), "paper": 4}
+
+
+# --- the learning rate anneals to the deadline ----------------------------------------------------------
+
+
+class FakeClock:
+    """time.monotonic for TimeBudget, advanced by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Tick(keras.callbacks.Callback):
+    """Advance the fake clock by `seconds` before every training step (listed before the TimeBudget)."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        self.clock.now += self.seconds
+
+
+class LearningRates(keras.callbacks.Callback):
+    """The learning rate each step ran with (listed after the TimeBudget)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+def tiny_fit(budget, clock, seconds_per_step, epochs=100, initial_epoch=0, steps=4):
+    """Fit a one-layer model on 4 one-image batches per epoch with `budget`; (learning rates, history)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(NUM_CLASSES, 1, name="logits")(inputs))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=training.segmentation_loss())
+    rates = LearningRates()
+    images, labels = np.zeros((steps, 4, 4, 3), np.float32), np.zeros((steps, 4, 4), np.int32)
+    history = model.fit(images, labels, batch_size=1, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
+                        callbacks=[Tick(clock, seconds_per_step), budget, rates])
+    return rates.rates, history.history
+
+
+def test_the_learning_rate_follows_poly_of_the_time_left_and_reaches_zero_at_the_deadline(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
+    budget = training.TimeBudget(max_minutes=1.0, base_learning_rate=0.01)
+    rates, history = tiny_fit(budget, clock, seconds_per_step=10.0)
+    expected = [0.01 * (1 - 10 * step / 60) ** 0.9 for step in range(1, 7)]
+    assert rates == pytest.approx(expected, abs=1e-9)  # step 6 runs at 0: the final model is the annealed one
+    assert budget.stopped and len(history["loss"]) == 2  # 6 steps: one epoch of 4, then 2 of the next
+    assert history["train_minutes"] == pytest.approx([40 / 60, 1.0])
+
+
+def test_the_epoch_count_ends_the_schedule_when_it_comes_before_the_deadline(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
+    budget = training.TimeBudget(max_minutes=60.0, base_learning_rate=0.01, total_steps=8)
+    rates, history = tiny_fit(budget, clock, seconds_per_step=1.0, epochs=2)
+    # Before step k (from 0) k steps of 8 are done and k + 1 seconds of 3,600 spent: the step share leads.
+    assert rates == pytest.approx([0.01 * (1 - max(k / 8, (k + 1) / 3600)) ** 0.9 for k in range(8)], abs=1e-9)
+    assert not budget.stopped and len(history["loss"]) == 2
+
+
+def test_a_resumed_run_keeps_the_deadline_of_the_first_session(monkeypatch, tmp_path):
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
+    history_path = tmp_path / "history.csv"  # the first session finished epoch 1 after 30 s
+    atomic_write_text(history_path, history_csv([{"epoch": 1, "loss": 1.0, "train_minutes": 0.5}]))
+    budget = training.TimeBudget(max_minutes=1.0, history_path=history_path, base_learning_rate=0.01)
+    rates, history = tiny_fit(budget, clock, seconds_per_step=10.0, initial_epoch=1)
+    assert budget.earlier_seconds == pytest.approx(30.0)
+    assert rates == pytest.approx([0.01 * (1 - (30 + 10 * step) / 60) ** 0.9 for step in range(1, 4)], abs=1e-9)
+    assert budget.stopped and history["train_minutes"] == pytest.approx([1.0])
+
+
+class SlowValidation(keras.callbacks.Callback):
+    """Every validation takes `seconds` of the fake clock."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def on_test_begin(self, logs=None) -> None:
+        self.clock.now += self.seconds
+
+
+def test_the_last_validation_is_held_in_reserve_so_it_ends_by_the_deadline(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
+    budget = training.TimeBudget(max_minutes=1.0, base_learning_rate=0.01)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(NUM_CLASSES, 1, name="logits")(inputs))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=training.segmentation_loss())
+    images, labels = np.zeros((2, 4, 4, 3), np.float32), np.zeros((2, 4, 4), np.int32)
+    history = model.fit(images, labels, batch_size=1, epochs=100, validation_data=(images, labels), verbose=0,
+                        callbacks=[Tick(clock, 10.0), budget, SlowValidation(clock, 10.0)]).history
+    # Epoch 1: steps to 20 s, validation to 30 s. Then 10 s are held back: the run stops at 50 s, validates to 60.
+    assert budget.validation_seconds == pytest.approx(10.0)
+    assert history["train_minutes"] == pytest.approx([0.5, 1.0])
+
+
+@pytest.mark.slow
+def test_a_budgeted_run_anneals_records_its_minutes_and_resumes_its_schedule(synthetic_pairs, tmp_path):
+    config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=32,
+                                  batch_size=4, max_minutes=0.5, tensorboard=False)
+    result = training.train(config, verbose=0)
+    rows = read_history(tmp_path / "run" / "history.csv")
+    minutes = [row["train_minutes"] for row in rows]
+    # Once one validation was timed, the last one fits in the budget too (3 s of slack for saving).
+    assert result.stopped_by_time_budget and len(rows) >= 2 and minutes == sorted(minutes)
+    assert minutes[-1] <= 0.5 + 0.05
+    final_rate = float(keras.ops.convert_to_numpy(result.model.optimizer.learning_rate))
+    assert 0 <= final_rate < 0.5 * config.learning_rate  # annealed (to 0 at the deadline itself)
+
+
+def test_training_batches_are_crops_and_validation_batches_whole_scenes(synthetic_pairs, tmp_path):
+    config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=64,
+                                  crop_size=48, batch_size=2)
+    train, val = load_datasets(config, synthetic_pairs)
+    images, labels = next(iter(train))
+    assert images.shape == (2, 48, 48, 3) and labels.shape == (2, 48, 48)
+    images, labels = next(iter(val))
+    assert images.shape[1:] == (64, 64, 3) and labels.shape[1:] == (64, 64)
