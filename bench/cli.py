@@ -22,6 +22,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_BUDGET_MINUTES = 3.0
 QUICK_BUDGET_MINUTES = 0.1
 RECIPE_BUDGET_MINUTES = 10.0  # the issue's budget for a CPU student
+RECIPE_SEEDS = (0, 1, 2)
 
 
 def parse_sections(text: str | None) -> tuple[str, ...]:
@@ -48,6 +49,17 @@ def positive_minutes(text: str) -> float:
     return minutes
 
 
+def seed_list(text: str) -> tuple[int, ...]:
+    """--seeds as a tuple of ints ("0,1,2")."""
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}")
+    return seeds
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -64,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"training budget per model in the learning section (default {DEFAULT_BUDGET_MINUTES:g}) and per "
         f"seed in the recipe section (default {RECIPE_BUDGET_MINUTES:g}); {QUICK_BUDGET_MINUTES:g} with --quick",
+    )
+    parser.add_argument(
+        "--seeds", type=seed_list, default=RECIPE_SEEDS, metavar="N[,N]",
+        help="seeds of the recipe section (default 0,1,2)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes and steps: a smoke check, not a measurement"
@@ -142,7 +158,8 @@ def run_recipe(args: argparse.Namespace, scratch: Path, machine: dict) -> Iterab
     if real is None:
         print("Section recipe: the real pairs are not here (see README 'Getting the real set'); skipped.", file=sys.stderr)
         return []
-    return recipe_rows(RecipeSetup(real, args.budget_minutes or RECIPE_BUDGET_MINUTES), scratch / "recipe")
+    setup = RecipeSetup(real, args.budget_minutes or RECIPE_BUDGET_MINUTES, seeds=args.seeds)
+    return recipe_rows(setup, scratch / "recipe")
 
 
 def run_notebooks(args: argparse.Namespace, scratch: Path, machine: dict) -> Iterable[Row]:
@@ -184,7 +201,7 @@ def start_report(args: argparse.Namespace, argv: list[str]) -> Report:
     """An empty report carrying the machine, the options and the notes."""
     machine = describe_machine()
     machine["load_average_at_start"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else []
-    options = {"only": list(args.only), "budget_minutes": args.budget_minutes, "quick": args.quick}
+    options = {"only": list(args.only), "budget_minutes": args.budget_minutes, "quick": args.quick, "seeds": list(args.seeds)}
     return Report(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         command=shlex.join(["python", "-m", "bench", *argv]),

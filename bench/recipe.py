@@ -23,6 +23,8 @@ from bench.targets import (
     rate_met,
 )
 
+INTERRUPTED = 130  # the command line's exit status after Ctrl-C or SIGTERM
+
 
 @dataclass(frozen=True)
 class RecipeSetup:
@@ -81,6 +83,8 @@ def run_seed(setup: RecipeSetup, data: Path, out: Path, seed: int) -> dict:
     start = time.perf_counter()
     status = main(train_command(setup, data, out, seed))
     seconds = time.perf_counter() - start
+    if status == INTERRUPTED:
+        raise KeyboardInterrupt(f"train of seed {seed} interrupted")
     if status != 0:
         raise RuntimeError(f"train exited with status {status} for seed {seed}")
     steps = int(keras.saving.load_model(out / "model.keras").optimizer.iterations)  # compiled: with its optimizer

@@ -351,6 +351,10 @@ def test_command_line_options():
     assert args.only == ("learning",) and args.budget_minutes == 0.5 and args.quick
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["--budget-minutes", "0"])
+    assert cli.build_parser().parse_args([]).seeds == (0, 1, 2)
+    assert cli.build_parser().parse_args(["--seeds", "1,2"]).seeds == (1, 2)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--seeds", "one"])
 
 
 def test_unmeasured_notes_name_skipped_sections_and_missing_gpu():

@@ -18,6 +18,7 @@ from PIL import Image
 
 from pspnet_lib.cli import main
 from pspnet_lib.data import CLASS_NAMES
+from pspnet_lib.training.recipes import RECIPES
 
 PROJECT = Path(__file__).resolve().parent.parent
 TINY = ["--backbone", "small", "--image-size", "64", "--batch-size", "4", "--quiet", "--no-tensorboard"]
@@ -65,7 +66,9 @@ def test_train_writes_model_history_and_config(trained_run):
     config = json.loads((run_dir / "config.json").read_text())
     assert (config["model"], config["backbone"], config["image_size"]) == ("pspnet", "small", 64)
     # Settings the command line left out come from the CPU recipe on this GPU-less machine.
-    assert (config["recipe"], config["optimizer"], config["scale_range"]) == ("cpu", "adam", [0.75, 1.5])
+    cpu = RECIPES["cpu"]
+    assert (config["recipe"], config["optimizer"], config["scale_range"]) == ("cpu", cpu.optimizer, list(cpu.scale_range))
+    assert config["crop_size"] == round(cpu.crop_fraction * 64)
     assert not (run_dir / "backup").exists()  # a finished run leaves no backup behind
 
 

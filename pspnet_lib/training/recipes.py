@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Recipe:
-    """The defaults of one way to train: network size, crops, optimiser, augmentation and validation."""
+    """The defaults of one way to train: backbone, scenes and crops, optimiser, augmentation and validation."""
 
     name: str
     backbone: str
@@ -24,7 +24,6 @@ class Recipe:
     lr: float | None  # None: the optimiser's own default (training.optimizers.DEFAULT_LEARNING_RATES)
     scale_range: tuple[float, float]  # random scaling of training scenes
     crop_fraction: float  # training crops of this fraction of image_size, cut from the (scaled) scenes
-    width: float  # channel multiplier of the small backbone (the ResNet-50 has fixed widths)
     validation_share: float | None  # validate on at most this share of an epoch's training images; None: all
     about: str
 
@@ -37,12 +36,12 @@ class Recipe:
 
 RECIPES = {
     "paper": Recipe(
-        "paper", "resnet50", 256, 8, "sgd", 0.01, (0.5, 2.0), 1.0, 1.0, None,
+        "paper", "resnet50", 256, 8, "sgd", 0.01, (0.5, 2.0), 1.0, None,
         "Zhao et al.: dilated ResNet-50, SGD 0.01 with momentum 0.9 and L2 1e-4, poly decay, random scale 0.5-2, "
         "flips, aux loss 0.4; validation on the whole val split every epoch",
     ),
     "cpu": Recipe(
-        "cpu", "small", 128, 8, "adam", 2e-3, (0.75, 1.5), 1.0, 0.75, 0.25,
+        "cpu", "small", 128, 8, "adam", 2e-3, (0.75, 1.5), 0.75, 0.25,
         "the small PSPNet on 128 px scenes, trained on 96 px crops (random scale 0.75-1.5, flips), Adam 2e-3 "
         "annealed (poly) to the time budget; validation on a fixed subset (a quarter of an epoch's training images)",
     ),

@@ -161,8 +161,7 @@ class TrainConfig:
         if spec is None:
             if self.model == "article":
                 return models.NetworkSpec("article", input_size=self.image_size)
-            width = get_recipe(self.recipe).width if self.backbone == "small" else 1.0
-            return models.NetworkSpec(self.model, self.backbone, width=width)
+            return models.NetworkSpec(self.model, self.backbone)
         if not isinstance(spec, models.NetworkSpec):
             raise ValueError(f"spec must be a models.NetworkSpec, got {type(spec).__name__}")
         for name, default, value in (("model", "pspnet", spec.network), ("backbone", None, spec.backbone)):
@@ -311,7 +310,8 @@ def load_datasets(config: TrainConfig, root: Path):
     common = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed, skip_bad=config.skip_bad)
     train_data = data.make_dataset(
         root, "train", augment=True, shuffle=True, limit=config.limit, scale_range=config.scale_range,
-        crop_size=None if config.crop_size == config.image_size else config.crop_size, **common
+        crop_size=None if config.crop_size == config.image_size else config.crop_size,
+        **common
     )
     train_images = count_batches(train_data) * config.batch_size
     share_limit = get_recipe(config.recipe).validation_limit(train_images)
