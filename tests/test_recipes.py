@@ -222,3 +222,12 @@ def test_training_batches_are_crops_and_validation_batches_whole_scenes(syntheti
     assert images.shape == (2, 48, 48, 3) and labels.shape == (2, 48, 48)
     images, labels = next(iter(val))
     assert images.shape[1:] == (64, 64, 3) and labels.shape[1:] == (64, 64)
+
+
+def test_without_a_budget_the_clock_still_records_minutes_and_never_stops(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
+    budget = training.TimeBudget(max_minutes=None)
+    rates, history = tiny_fit(budget, clock, seconds_per_step=600.0, epochs=2)
+    assert not budget.stopped and history["train_minutes"] == pytest.approx([40.0, 80.0])
+    assert rates == pytest.approx([0.01] * 8)  # the optimiser's own learning rate, untouched

@@ -85,6 +85,8 @@ class BestCheckpoint(keras.callbacks.Callback):
 class TimeBudget(keras.callbacks.Callback):
     """Stop training when `max_minutes` are spent, the last validation included; optionally anneal the lr to then.
 
+    `max_minutes` None sets no limit: the callback only keeps the clock (`train_minutes`).
+
     The clock counts this `fit` plus, on a resumed run, the minutes earlier sessions spent: every epoch's logs get
     `train_minutes` (so history.csv records it), and the first epoch of a resumed `fit` reads it back from the
     row of the last finished epoch in `history_path`. The latest validation's duration is held in reserve, so
@@ -97,18 +99,18 @@ class TimeBudget(keras.callbacks.Callback):
 
     def __init__(
         self,
-        max_minutes: float,
+        max_minutes: float | None,
         history_path: Path | None = None,
         base_learning_rate: float | None = None,
         total_steps: int | None = None,
         power: float = POLY_POWER,
     ) -> None:
         super().__init__()
-        if not max_minutes > 0:
-            raise ValueError(f"max_minutes must be > 0, got {max_minutes}")
+        if max_minutes is not None and not max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0 or None, got {max_minutes}")
         if base_learning_rate is not None and not base_learning_rate > 0:
             raise ValueError(f"base_learning_rate must be > 0, got {base_learning_rate}")
-        self.max_seconds = max_minutes * 60.0
+        self.max_seconds = math.inf if max_minutes is None else max_minutes * 60.0
         self.history_path = None if history_path is None else Path(history_path)
         self.base_learning_rate, self.total_steps, self.power = base_learning_rate, total_steps, power
         self.stopped = False

@@ -402,19 +402,21 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
         )
         compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile)
     atomic_write_text(write_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
-    budget = []
-    if config.max_minutes is not None:
-        budget = [TimeBudget(config.max_minutes, write_dir / "history.csv", config.learning_rate, total_steps)]
+    # The clock of every run (train_minutes in history.csv); with max_minutes also its deadline and the lr schedule.
+    budget = TimeBudget(
+        config.max_minutes, write_dir / "history.csv",
+        config.learning_rate if config.max_minutes is not None else None, total_steps,
+    )
     run_list = run_callbacks(write_dir, monitor_name(model), config.tensorboard)
     model.fit(
         training_targets(train_data, model),
         validation_data=training_targets(val_data, model),
         epochs=config.epochs,
         shuffle=False,  # the training pipeline shuffles, reproducibly from the seed
-        callbacks=[*budget, *run_list, *callbacks],
+        callbacks=[budget, *run_list, *callbacks],
         verbose=verbose,
     )
     history = read_history(write_dir / "history.csv")
     if write_dir != config.run_dir:
         shutil.rmtree(write_dir, ignore_errors=True)
-    return TrainResult(config.run_dir, model, history, bool(budget and budget[0].stopped), is_chief(strategy))
+    return TrainResult(config.run_dir, model, history, budget.stopped, is_chief(strategy))
