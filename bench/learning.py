@@ -7,17 +7,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from bench.nearest_colour import rgb_output_to_ids
 from bench.results import Row
 from bench.targets import LEARNING_LEADER, leader_ahead
-from pspnet_lib.metrics import confusion_matrix, mean_iou
 
 MODEL_TITLES = {
     "pspnet": "small PSPNet",
     "fcn": "dilated FCN (no PPM)",
-    "article": "article model (RGB -> nearest palette colour)",
+    "article": "article model (RGB decoded by the palette, as inference does)",
 }
 
 
@@ -33,31 +29,15 @@ class LearningSetup:
     seed: int = 0
 
 
-def predicted_ids(model, images: np.ndarray) -> np.ndarray:
-    """Class ids (B, H, W): argmax of the logits, or the nearest palette colour of an RGB model's output."""
-    from pspnet_lib.inference import main_output
-    from pspnet_lib.models import is_color_model
-
-    output = main_output(model, images)
-    return rgb_output_to_ids(output) if is_color_model(model) else output.argmax(-1).astype(np.uint8)
-
-
 def validation_miou(model, setup: LearningSetup) -> float:
-    """mIoU of `model` over the whole val split of `setup.data` at the training crop size."""
-    from pspnet_lib.data import NUM_CLASSES, make_dataset
+    """mIoU of `model` over the whole val split of `setup.data`, scored by the library's `inference.evaluate`."""
+    from pspnet_lib import inference
+    from pspnet_lib.data import make_dataset
 
     dataset = make_dataset(
-        setup.data,
-        "val",
-        image_size=setup.image_size,
-        batch_size=setup.batch_size,
-        augment=False,
-        shuffle=False,
+        setup.data, "val", image_size=setup.image_size, batch_size=setup.batch_size, augment=False, shuffle=False
     )
-    total = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
-    for images, labels in dataset:
-        total += confusion_matrix(labels.numpy(), predicted_ids(model, images.numpy()), NUM_CLASSES)
-    return mean_iou(total)
+    return inference.evaluate(model, dataset).miou
 
 
 def step_counter():

@@ -1,4 +1,4 @@
-"""Nearest palette colour: vectorised (to score the article model's RGB output) and per pixel (the tutorial way)."""
+"""Nearest palette colour, vectorised and per pixel (the tutorial way): the pipeline section's plain baseline."""
 
 from __future__ import annotations
 
@@ -36,8 +36,3 @@ def nearest_palette_ids_per_pixel(rgb: np.ndarray) -> np.ndarray:
             ids[row, column] = np.argmin(distances)
     return ids
 
-
-def rgb_output_to_ids(rgb: np.ndarray) -> np.ndarray:
-    """A model's RGB output in [0, 1] (..., 3) -> nearest palette class ids (uint8)."""
-    pixels = np.clip(np.rint(np.asarray(rgb, np.float32) * 255.0), 0, 255).astype(np.uint8)
-    return nearest_palette_ids(pixels)

@@ -27,7 +27,7 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench import cli, machine, notebooks, pipeline, targets, throughput  # noqa: E402
-from bench.nearest_colour import nearest_palette_ids, nearest_palette_ids_per_pixel, rgb_output_to_ids  # noqa: E402
+from bench.nearest_colour import nearest_palette_ids, nearest_palette_ids_per_pixel  # noqa: E402
 from bench.results import (  # noqa: E402
     TABLE_COLUMNS,
     Report,
@@ -248,11 +248,6 @@ def test_palette_colours_and_small_perturbations_decode_to_their_ids():
 def test_per_pixel_loop_matches_the_vectorised_decoding_on_random_colours():
     rgb = np.random.default_rng(1).integers(0, 256, (9, 11, 3)).astype(np.uint8)
     assert np.array_equal(nearest_palette_ids_per_pixel(rgb), nearest_palette_ids(rgb))
-
-
-def test_rgb_outputs_in_unit_range_decode_like_their_bytes():
-    ids = np.arange(len(PALETTE)).reshape(1, -1)
-    assert np.array_equal(rgb_output_to_ids(PALETTE[ids] / 255.0), ids)
 
 
 def test_nearest_colour_rejects_non_rgb_input():
