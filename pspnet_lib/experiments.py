@@ -3,12 +3,14 @@
 Notebook 08 (the paper's Table 1 at classroom scale) and notebook 09 (the source article's model against
 the small PSPNet) use this: a `Variant` says which network to build, a `Budget` fixes the recipe every
 variant shares (data, crop size, epochs, optimiser, seed), and `run_comparison` trains and scores each.
+Each variant is one `training.train` run (`train_config` says which) and is scored by `inference.evaluate`:
+a comparison trains and scores exactly as the command line and notebook 06 do.
 """
 
 from __future__ import annotations
 
 import math
-import time
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +18,10 @@ from pathlib import Path
 import keras
 
 from pspnet_lib import data, inference, models, training
+from pspnet_lib.data.pipeline import DEFAULT_SCALE_RANGE
 from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM, check_batch_norm_momentum
 from pspnet_lib.metrics import SegmentationScores
+from pspnet_lib.training.optimizers import DEFAULT_LEARNING_RATES
 
 NETWORKS = models.NETWORKS  # deprecated name: the network names live in models.NETWORKS
 # Keras' BatchNormalization keeps 0.99 of its moving statistics per step: after the ~100-300 steps of a
@@ -87,7 +91,10 @@ class Budget:
 
 @dataclass(frozen=True)
 class Variant:
-    """One network of a comparison: PSPNet with some options, its dilated-FCN baseline, or the article model."""
+    """One network of a comparison: PSPNet with some options, its dilated-FCN baseline, or the article model.
+
+    `output="color"` makes a PSPNet or FCN paint RGB with the article's colour loss instead of class logits.
+    """
 
     name: str
     network: str = "pspnet"
@@ -96,13 +103,16 @@ class Variant:
     channel_reduction: bool = True
     aux_loss: bool = True
     backbone: str = "small"
+    output: str = "logits"
 
     def __post_init__(self) -> None:
-        """Reject an unknown network name."""
+        """Reject an unknown network name or output."""
         if self.network not in models.NETWORKS:
             raise ValueError(
                 f"Variant {self.name!r}: network must be one of {models.NETWORKS}, got {self.network!r}"
             )
+        if self.output not in models.OUTPUTS:
+            raise ValueError(f"Variant {self.name!r}: output must be one of {models.OUTPUTS}, got {self.output!r}")
 
     def spec(
         self,
@@ -129,10 +139,13 @@ class Variant:
             dilate=dilate,
             width=backbone_width,
             batch_norm_momentum=batch_norm_momentum,
+            output=self.output,
         )
 
     def describe(self) -> str:
         """A short settings summary for tables, e.g. "avg (1, 2, 3, 6), reduction, aux"."""
+        if self.output == "color" and self.network != "article":
+            return f"{self.network}, RGB regression (MSE)"
         if self.network != "pspnet":
             return {"fcn": "no pyramid", "article": "RGB regression (MSE)"}[self.network] + (
                 ", aux" if self.network == "fcn" and self.aux_loss else ""
@@ -211,28 +224,39 @@ def validation_data(data_root: str | Path, budget: Budget):
     )
 
 
-def train_variant(
-    variant: Variant, budget: Budget, data_root: str | Path
-) -> tuple[keras.Model, list[dict[str, float]], float]:
-    """Build and train `variant` under `budget`: (model, per-epoch training logs, wall seconds)."""
-    keras.utils.set_random_seed(budget.seed)
-    train_data = training_data(data_root, budget)
+def train_config(variant: Variant, budget: Budget, data_root: str | Path, out: str | Path) -> training.TrainConfig:
+    """The `training.TrainConfig` of one variant's run in folder `out`: the budget's recipe, the variant's network.
+
+    Every variant validates after each epoch on the budget's first `val_limit` val pairs (at the scene size),
+    so its history shows validation curves; the paper's random scaling (0.5-2x) and flips augment the scenes.
+    """
     momentum = KERAS_BATCH_NORM_MOMENTUM if budget.batch_norm_momentum is None else budget.batch_norm_momentum
-    model = build_variant(variant, budget.image_size, momentum, budget.backbone_width, budget.dilate)
-    steps = budget.epochs * training.run.count_batches(train_data)
-    training.compile_for_training(
-        model, training.build_optimizer(budget.optimizer, budget.learning_rate, steps)
+    spec = variant.spec(budget.image_size, momentum, budget.backbone_width, budget.dilate)
+    scene_size = budget.scene_size or budget.image_size
+    if variant.network == "article" and scene_size != budget.image_size:
+        raise ValueError(
+            f"Variant {variant.name!r}: the article model trains on whole scenes of its fixed size, so "
+            f"Budget.scene_size must be None or Budget.image_size ({budget.image_size}), got {scene_size}"
+        )
+    return training.TrainConfig(
+        out=str(out), data=str(data_root), recipe="paper", spec=spec, image_size=scene_size,
+        crop_size=budget.image_size, batch_size=budget.batch_size, epochs=budget.epochs,
+        limit=budget.train_limit, val_limit=budget.val_limit, seed=budget.seed, optimizer=budget.optimizer,
+        lr=budget.learning_rate or DEFAULT_LEARNING_RATES[budget.optimizer],
+        scale_range=DEFAULT_SCALE_RANGE, tensorboard=False,
     )
-    start = time.perf_counter()
-    fitted = model.fit(
-        training.training_targets(train_data, model), epochs=budget.epochs, shuffle=False, verbose=0
-    )
-    seconds = time.perf_counter() - start
-    history = [
-        {"epoch": epoch + 1, **{key: float(values[epoch]) for key, values in fitted.history.items()}}
-        for epoch in range(budget.epochs)
-    ]
-    return model, history, seconds
+
+
+def train_variant(
+    variant: Variant, budget: Budget, data_root: str | Path, out: str | Path | None = None
+) -> tuple[keras.Model, list[dict[str, float]], float]:
+    """Train `variant` under `budget` with `training.train`: (model, history.csv rows, training seconds).
+
+    The run folder is `out` (kept, with its checkpoints and history.csv), else a temporary one, removed after.
+    """
+    with tempfile.TemporaryDirectory(prefix="pspnet-variant-") as scratch:
+        result = training.train(train_config(variant, budget, data_root, out or Path(scratch) / "run"), verbose=0)
+    return result.model, result.history, 60 * result.history[-1]["train_minutes"]
 
 
 def run_comparison(
@@ -240,18 +264,21 @@ def run_comparison(
     budget: Budget,
     data_root: str | Path,
     on_result: Callable[[VariantResult], None] | None = None,
+    out: str | Path | None = None,
 ) -> list[VariantResult]:
     """Train every variant with the same `budget` and score it on the validation split.
 
-    `on_result` is called after each variant (e.g. to print a line while the others still train).
+    `on_result` is called after each variant (e.g. to print a line while the others still train). With `out`,
+    each variant's run folder is kept in it, named after the variant's position (01, 02, ...).
     """
     names = [variant.name for variant in variants]
     if not variants or len(set(names)) != len(names):
         raise ValueError(f"variants must be a non-empty list with distinct names, got {names}")
     val_data = validation_data(data_root, budget)
     results = []
-    for variant in variants:
-        model, history, seconds = train_variant(variant, budget, data_root)
+    for number, variant in enumerate(variants, start=1):
+        run_dir = None if out is None else Path(out) / f"{number:02d}"
+        model, history, seconds = train_variant(variant, budget, data_root, run_dir)
         scores = inference.evaluate(model, val_data)
         result = VariantResult(variant, model, scores, models.count_parameters(model), seconds, history)
         results.append(result)

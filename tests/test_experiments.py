@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -133,6 +134,35 @@ def test_run_comparison_scores_what_the_trained_model_predicts(synthetic_pairs) 
     assert results[0].miou == pytest.approx(_reference_miou(labels, predictions), abs=1e-9)
     assert len(results[0].history) == TINY.epochs and math.isfinite(results[0].history[0]["loss"])
     assert 0.0 <= results[1].miou <= 1.0
+
+
+@pytest.mark.slow
+def test_a_variant_trains_with_training_train_in_a_run_folder_kept_under_out(synthetic_pairs, tmp_path) -> None:
+    """One training path: the variant's run is a `training.train` run (config, history with validation, models)."""
+    budget = experiments.Budget(image_size=32, scene_size=48, epochs=2, train_limit=4, val_limit=2, batch_size=2, seed=4)
+    control = experiments.Variant("colour control", output="color", aux_loss=False)
+    (result,) = experiments.run_comparison([control], budget, synthetic_pairs, out=tmp_path / "runs")
+    run_dir = tmp_path / "runs" / "01"
+    assert (run_dir / "model.keras").is_file() and (run_dir / "history.csv").is_file()
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert (saved["image_size"], saved["crop_size"], saved["epochs"], saved["val_limit"]) == (48, 32, 2, 2)
+    assert saved["spec"]["output"] == "color" and saved["lr"] == pytest.approx(1e-3)  # Adam's own default
+    assert [row["epoch"] for row in result.history] == [1, 2] and "val_loss" in result.history[-1]
+    assert result.train_seconds == pytest.approx(60 * result.history[-1]["train_minutes"])
+    assert result.model.output.shape[-1] == 3 and 0.0 <= result.miou <= 1.0
+
+
+def test_a_colour_variant_builds_an_rgb_pspnet_and_says_so() -> None:
+    control = experiments.Variant("c", output="color")
+    assert control.spec(32).output == "color" and control.describe() == "pspnet, RGB regression (MSE)"
+    with pytest.raises(ValueError, match="Variant 'x': output must be one of"):
+        experiments.Variant("x", output="rgb")
+
+
+def test_the_article_variant_refuses_crops_of_larger_scenes(synthetic_pairs, tmp_path) -> None:
+    budget = experiments.Budget(image_size=32, scene_size=48)
+    with pytest.raises(ValueError, match=r"Variant 'a'.*Budget.scene_size must be None or Budget.image_size \(32\)"):
+        experiments.train_config(experiments.Variant("a", network="article"), budget, synthetic_pairs, tmp_path / "r")
 
 
 def test_format_results_lists_every_variant_with_its_miou() -> None:

@@ -92,6 +92,22 @@ def test_the_cpu_recipe_validates_on_a_share_of_an_epoch_the_paper_on_the_whole_
     assert sizes == {"cpu": RECIPES["cpu"].validation_limit(8), "paper": 4}
 
 
+def test_val_limit_overrides_the_recipes_validation_share(synthetic_pairs, tmp_path):
+    sizes = {}
+    for recipe, val_limit in (("cpu", 3), ("paper", 1)):  # the recipes alone would validate on 2 and 4 pairs
+        config = training.TrainConfig(out=str(tmp_path / recipe), data=str(synthetic_pairs), recipe=recipe,
+                                      backbone="small", image_size=32, batch_size=2, val_limit=val_limit)
+        _, val = load_datasets(config, synthetic_pairs)
+        sizes[recipe] = sum(int(images.shape[0]) for images, _ in val)
+    assert sizes == {"cpu": 3, "paper": 1}
+
+
+@pytest.mark.parametrize("val_limit", [0, -2, 1.5, True, "4"])
+def test_a_bad_val_limit_is_a_clear_error(tmp_path, val_limit):
+    with pytest.raises(ValueError, match=f"val_limit must be a positive int or None, got {val_limit!r}"):
+        training.TrainConfig(out=str(tmp_path / "run"), val_limit=val_limit)
+
+
 # --- the learning rate anneals to the deadline ----------------------------------------------------------
 
 

@@ -74,7 +74,8 @@ class TrainConfig:
     epochs: int | None = None  # None: DEFAULT_EPOCHS, or until the time budget with max_minutes
     # A time budget: training (validation included) stops by then, and the learning rate decays to 0 at it.
     max_minutes: float | None = None
-    limit: int | None = None
+    limit: int | None = None  # use only the first `limit` pairs of each split
+    val_limit: int | None = None  # validate each epoch on the first `val_limit` val pairs; None: the recipe's share
     seed: int = 0
     optimizer: str | None = None
     lr: float | None = None  # None: the recipe's, else the optimiser's default
@@ -129,6 +130,9 @@ class TrainConfig:
             raise ValueError(f"lr (--lr) must be a positive number, got {self.lr}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit (--limit) must be >= 1, got {self.limit}")
+        val_limit = self.val_limit
+        if val_limit is not None and (isinstance(val_limit, bool) or not isinstance(val_limit, int) or val_limit < 1):
+            raise ValueError(f"val_limit must be a positive int or None, got {self.val_limit!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.head_lr_multiplier is not None:
@@ -306,7 +310,10 @@ def dataset_root(config: TrainConfig) -> Path:
 
 
 def load_datasets(config: TrainConfig, root: Path):
-    """(train, val) tf.data pipelines of the dataset at `root`; val holds the first pairs the recipe validates on."""
+    """(train, val) tf.data pipelines of the dataset at `root`; val holds the first pairs the run validates on.
+
+    Those are `val_limit` pairs when set, else the recipe's share of an epoch (all for the paper's), at most `limit`.
+    """
     common = dict(image_size=config.image_size, batch_size=config.batch_size, seed=config.seed, skip_bad=config.skip_bad)
     train_data = data.make_dataset(
         root, "train", augment=True, shuffle=True, limit=config.limit, scale_range=config.scale_range,
@@ -315,7 +322,7 @@ def load_datasets(config: TrainConfig, root: Path):
     )
     train_images = count_batches(train_data) * config.batch_size
     share_limit = get_recipe(config.recipe).validation_limit(train_images)
-    val_limit = min((n for n in (config.limit, share_limit) if n is not None), default=None)
+    val_limit = config.val_limit or min((n for n in (config.limit, share_limit) if n is not None), default=None)
     val_data = data.make_dataset(root, "val", augment=False, shuffle=False, limit=val_limit, **common)
     return train_data, val_data
 
