@@ -77,8 +77,12 @@ lab: setup
 
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
+# The library's tests on both cores (each test file on one worker: module fixtures such as the graded course
+# are built once), then nbval runs the notebooks one after another (07 evaluates the run 06 trains); the exit
+# status is the first failure's.
 test: setup
-	PSPNET_FAST=1 $(BIN)/python -m pytest tests notebooks $(NBVAL) $(PYTEST_ARGS)
+	@PSPNET_FAST=1 $(BIN)/python -m pytest tests -n 2 --dist loadfile $(PYTEST_ARGS); status=$$?; \
+	PSPNET_FAST=1 $(BIN)/python -m pytest notebooks $(NBVAL) $(PYTEST_ARGS) && exit $$status
 
 # The edit-test loop: the library's fast tests only (no notebooks, browser, Colab-like install, grading or
 # other slow tests), both cores.

@@ -60,8 +60,12 @@ def synthetic_pair(seed: int, split: str, index: int, pedestrian_share: float = 
 
 
 def save_jpeg(array: np.ndarray, path: Path) -> None:
-    """Write `array` as a JPEG via a temporary file and `os.replace`, so a kill never leaves half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
+    """Write `array` as a JPEG via a temporary file and `os.replace`, so a kill never leaves half a file.
+
+    The temporary name holds the process id: two processes generating the same set (parallel tests, two
+    notebooks) each write their own file and replace the same identical one.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     Image.fromarray(array).save(temporary, format="JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING)
     os.replace(temporary, path)
 
@@ -103,7 +107,7 @@ def remove_numbered_files_beyond(folder: Path, count: int) -> None:
 
 def write_marker(root: Path, settings: dict[str, float]) -> None:
     """Record the generation settings; written last, so its presence means the folder is complete."""
-    temporary = root / f".{MARKER_NAME}.tmp"
+    temporary = root / f".{MARKER_NAME}.{os.getpid()}.tmp"
     temporary.write_text(json.dumps(settings, indent=1))
     os.replace(temporary, root / MARKER_NAME)
 
