@@ -217,15 +217,19 @@ def test_the_last_validation_is_held_in_reserve_so_it_ends_by_the_deadline(monke
 
 
 @pytest.mark.slow
-def test_a_budgeted_run_anneals_records_its_minutes_and_resumes_its_schedule(synthetic_pairs, tmp_path):
+def test_a_budgeted_run_anneals_records_its_minutes_and_resumes_its_schedule(synthetic_pairs, tmp_path, monkeypatch):
+    # The run's clock is a fake one: every step takes 1 s and every validation 1 s, whatever the machine's load.
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
     config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=32,
                                   batch_size=4, max_minutes=0.5, tensorboard=False)
-    result = training.train(config, verbose=0)
+    result = training.train(config, [Tick(clock, 1.0), SlowValidation(clock, 1.0)], verbose=0)
     rows = read_history(tmp_path / "run" / "history.csv")
     minutes = [row["train_minutes"] for row in rows]
-    # Once one validation was timed, the last one fits in the budget too (3 s of slack for saving).
-    assert result.stopped_by_time_budget and len(rows) >= 2 and minutes == sorted(minutes)
-    assert minutes[-1] <= 0.5 + 0.05
+    # 8 pairs in batches of 4: 3 s per epoch with its validation, so 10 epochs fill the 30 s exactly (the last
+    # validation's time is held in reserve, so it ends by the deadline).
+    assert result.stopped_by_time_budget
+    assert minutes == pytest.approx([3 * epoch / 60 for epoch in range(1, 11)])
     final_rate = float(keras.ops.convert_to_numpy(result.model.optimizer.learning_rate))
     assert 0 <= final_rate < 0.5 * config.learning_rate  # annealed (to 0 at the deadline itself)
 
