@@ -77,12 +77,16 @@ lab: setup
 
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-# The library's tests on both cores (each test file on one worker: module fixtures such as the graded course
-# are built once), then nbval runs the notebooks one after another (07 evaluates the run 06 trains); the exit
-# status is the first failure's.
+# Three stages, each run even when one before failed; the exit status is the last failure's:
+# the library's tests on both cores (one test file per worker, so module fixtures such as the graded course are
+# built once); the JupyterLab browser tests alone (a kernel starting beside a busy worker misses their timeouts);
+# then nbval runs the notebooks one after another (07 evaluates the run 06 trains).
 test: setup
-	@PSPNET_FAST=1 $(BIN)/python -m pytest tests -n 2 --dist loadfile $(PYTEST_ARGS); status=$$?; \
-	PSPNET_FAST=1 $(BIN)/python -m pytest notebooks $(NBVAL) $(PYTEST_ARGS) && exit $$status
+	@status=0; \
+	PSPNET_FAST=1 $(BIN)/python -m pytest tests -n 2 --dist loadfile -m "not browser" $(PYTEST_ARGS) || status=$$?; \
+	PSPNET_FAST=1 $(BIN)/python -m pytest tests -m browser $(PYTEST_ARGS) || status=$$?; \
+	PSPNET_FAST=1 $(BIN)/python -m pytest notebooks $(NBVAL) $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 # The edit-test loop: the library's fast tests only (no notebooks, browser, Colab-like install, grading or
 # other slow tests), both cores.
