@@ -66,6 +66,10 @@ class Budget:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Budget.{name} must be a positive int, got {value!r}")
+        if self.image_size < models.MIN_INPUT_SIZE:  # the smallest crop `training.train` accepts
+            raise ValueError(
+                f"Budget.image_size must be at least {models.MIN_INPUT_SIZE} pixels, got {self.image_size}"
+            )
         for name in ("train_limit", "val_limit", "val_image_size", "scene_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -193,22 +197,6 @@ def build_variant(
 ) -> keras.Model:
     """The untrained network of `variant`: `models.build(variant.spec(...))`."""
     return models.build(variant.spec(image_size, batch_norm_momentum, backbone_width, dilate))
-
-
-def training_data(data_root: str | Path, budget: Budget):
-    """The augmented, shuffled training batches of the budget: `image_size` crops of `scene_size` scenes."""
-    scene_size = budget.scene_size or budget.image_size
-    return data.make_dataset(
-        data_root,
-        "train",
-        image_size=scene_size,
-        crop_size=None if scene_size == budget.image_size else budget.image_size,
-        batch_size=budget.batch_size,
-        augment=True,
-        shuffle=True,
-        limit=budget.train_limit,
-        seed=budget.seed,
-    )
 
 
 def validation_data(data_root: str | Path, budget: Budget):

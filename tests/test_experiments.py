@@ -10,6 +10,7 @@ import pytest
 
 from pspnet_lib import experiments, layers
 from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES
+from pspnet_lib.training.run import load_datasets
 
 TINY = experiments.Budget(image_size=32, epochs=1, train_limit=4, val_limit=4, batch_size=2)
 
@@ -51,6 +52,11 @@ def _reference_miou(labels: np.ndarray, predictions: np.ndarray) -> float:
 def test_budget_rejects_bad_values_naming_the_field(field: str, value) -> None:
     with pytest.raises(ValueError, match=field):
         experiments.Budget(**{field: value})
+
+
+def test_budget_rejects_crops_smaller_than_training_accepts() -> None:
+    with pytest.raises(ValueError, match=r"Budget.image_size must be at least 32 pixels, got 24"):
+        experiments.Budget(image_size=24)
 
 
 def test_budget_rejects_scenes_smaller_than_the_crop() -> None:
@@ -178,26 +184,32 @@ def test_format_results_lists_every_variant_with_its_miou() -> None:
     assert len(table.splitlines()) == 2
 
 
-def test_validation_scenes_use_val_image_size_and_training_crops_image_size(synthetic_pairs) -> None:
+def _training_batches(budget: experiments.Budget, root, tmp_path):
+    """The batches a variant's `training.train` run trains on under `budget` (its own `load_datasets`)."""
+    config = experiments.train_config(experiments.Variant("v"), budget, root, tmp_path / "run")
+    return load_datasets(config, root)[0]
+
+
+def test_validation_scenes_use_val_image_size_and_training_crops_image_size(synthetic_pairs, tmp_path) -> None:
     budget = experiments.Budget(image_size=32, val_image_size=48, train_limit=2, val_limit=2, batch_size=2)
     images, labels = next(iter(experiments.validation_data(synthetic_pairs, budget)))
     assert tuple(images.shape) == (2, 48, 48, 3) and tuple(labels.shape) == (2, 48, 48)
-    crops, _ = next(iter(experiments.training_data(synthetic_pairs, budget)))
+    crops, _ = next(iter(_training_batches(budget, synthetic_pairs, tmp_path)))
     assert tuple(crops.shape) == (2, 32, 32, 3)
 
 
-def test_training_crops_are_the_pipelines_crops_of_scenes_at_scene_size(synthetic_pairs) -> None:
+def test_training_crops_are_the_pipelines_crops_of_scenes_at_scene_size(synthetic_pairs, tmp_path) -> None:
     """Budget(scene_size=...) trains on the pipeline's own crops (`make_dataset(crop_size=...)`), one per scene."""
-    budget = experiments.Budget(image_size=24, scene_size=64, train_limit=3, val_limit=2, batch_size=2, seed=5)
+    budget = experiments.Budget(image_size=32, scene_size=64, train_limit=3, val_limit=2, batch_size=2, seed=5)
     scenes = [labels for _, labels in experiments.validation_data(synthetic_pairs, budget).unbatch().as_numpy_iterator()]
     assert scenes[0].shape == (64, 64)  # validation scores whole scenes at scene_size by default
-    dataset = experiments.training_data(synthetic_pairs, budget)
+    dataset = _training_batches(budget, synthetic_pairs, tmp_path)
     assert int(dataset.cardinality()) == 2  # 3 crops (one per scene) in batches of 2
     expected = experiments.data.make_dataset(
-        synthetic_pairs, "train", image_size=64, crop_size=24, batch_size=2, limit=3, seed=5
+        synthetic_pairs, "train", image_size=64, crop_size=32, batch_size=2, limit=3, seed=5
     )
     for (images, labels), (want_images, want_labels) in zip(dataset, expected, strict=True):
-        assert labels.shape == (2, 24, 24) or labels.shape == (1, 24, 24)
+        assert labels.shape == (2, 32, 32) or labels.shape == (1, 32, 32)
         np.testing.assert_array_equal(labels, want_labels)
         np.testing.assert_allclose(images, want_images)
 
