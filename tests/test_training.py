@@ -275,6 +275,37 @@ def test_best_checkpoint_saves_only_improvements_and_remembers_them(tmp_path):
     assert training.BestCheckpoint(tmp_path / "best.keras", monitor="val_miou").best == pytest.approx(0.3)
 
 
+def _fit_counting_traces(model: keras.Model, monkeypatch) -> tuple[list[float], int]:
+    """Two epochs of fit on fixed data: (losses, how many times the training step was traced)."""
+    traces = []
+    step = model.train_step
+    monkeypatch.setattr(model, "train_step", lambda batch: traces.append(1) or step(batch))
+    images = np.random.default_rng(0).random((4, 8, 8, 3)).astype(np.float32)
+    labels, _ = random_batch(5, (4, 8, 8))
+    history = model.fit(images, {"logits": labels, "aux_logits": labels}, batch_size=2, epochs=2, shuffle=False,
+                        verbose=0)
+    return history.history["loss"], len(traces)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_compiled_model_traces_its_first_training_step_once_with_unchanged_results(optimizer, monkeypatch):
+    runs = {}
+    for prebuilt in (True, False):
+        with monkeypatch.context() as patch:
+            if not prebuilt:  # Keras' own lazy build: the step is traced twice
+                patch.setattr(training.run, "build_training_state", lambda model: None)
+            keras.utils.set_random_seed(0)
+            model = two_headed_model()
+            training.compile_for_training(model, training.build_optimizer(optimizer, 0.01, total_steps=4))
+            assert model.optimizer.built == prebuilt
+            losses, traces = _fit_counting_traces(model, patch)
+            runs[prebuilt] = losses, traces, model.get_weights()
+    assert (runs[True][1], runs[False][1]) == (1, 2)
+    assert runs[True][0] == runs[False][0]
+    for built, lazy in zip(runs[True][2], runs[False][2], strict=True):
+        np.testing.assert_array_equal(built, lazy)
+
+
 def test_nan_loss_stops_fit_with_a_clear_error():
     model = two_headed_model()
     training.compile_for_training(model, keras.optimizers.SGD(0.01))
