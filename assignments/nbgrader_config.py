@@ -40,6 +40,17 @@ c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPre
 c.Execute.timeout = 900
 c.Execute.interrupt_on_timeout = True
 c.Execute.kernel_name = "python3"
+# Kernels talk over Unix sockets in a folder of this nbgrader process, not TCP: two kernels started at the same
+# moment (parallel grading, another test process) can otherwise pick the same free port, and one dies before
+# replying ("Address already in use"). The path is absolute: a kernel runs in its notebook's folder.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+_SOCKETS = tempfile.mkdtemp(prefix="pspnet-grading-kernels-")
+atexit.register(shutil.rmtree, _SOCKETS, ignore_errors=True)
+c.KernelManager.transport = "ipc"
+c.KernelManager.ip = os.path.join(_SOCKETS, "kernel")
 
 # Late work: 10 % of the score per started day after the due date (nbgrader's default is no penalty). Set a
 # due date with `nbgrader db assignment add <name> --duedate="..."`; a submission's time is its timestamp.txt.
