@@ -59,6 +59,14 @@ def installed_versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[s
     return versions
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN CPU kernels (`import pspnet_lib` asks for them on x86-64)."""
+    import pspnet_lib  # noqa: F401  (before TensorFlow, as every course entry point imports it)
+    from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own answer; no public API says it
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def describe_gpus() -> list[dict[str, Any]]:
     """Name and compute capability of every GPU TensorFlow sees (empty without one)."""
     from pspnet_lib.training import visible_gpus
@@ -69,12 +77,13 @@ def describe_gpus() -> list[dict[str, Any]]:
 
 
 def describe_machine(gpus: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """CPU model, logical and usable cores, GPUs, OS, executable and library versions."""
+    """CPU model, logical and usable cores, GPUs, oneDNN kernels on or off, OS, executable and library versions."""
     return {
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count() or 1,
         "usable_cores": usable_cores(),
         "gpus": describe_gpus() if gpus is None else gpus,
+        "tensorflow_onednn": onednn_enabled(),
         "platform": platform.platform(),
         "python_executable": sys.executable,
         "versions": installed_versions(),

@@ -17,6 +17,11 @@ if find_spec("tensorflow") is None:
         "pip install 'tensorflow[and-cuda]' (Linux GPU) or pip install tensorflow (macOS)"
     )
 
+# TensorFlow's faster CPU kernels, where it would leave them off (before anything imports TensorFlow).
+from pspnet_lib import config  # noqa: E402
+
+config.prefer_onednn_kernels()
+
 # Saved .keras files then load with plain keras.saving.load_model (without loading TensorFlow here).
 from pspnet_lib import keras_registry  # noqa: E402
 

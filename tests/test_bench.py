@@ -218,6 +218,7 @@ def test_machine_description_lists_cores_gpus_and_versions():
     assert described["gpus"] == []
     assert 1 <= described["usable_cores"] <= described["logical_cores"]
     assert described["cpu_model"]
+    assert described["tensorflow_onednn"] is (os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1")  # conftest imports pspnet_lib first
     versions = described["versions"]
     assert versions["numpy"] == np.__version__
     assert versions["keras"] == metadata.version("keras")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +43,23 @@ def test_stderr_still_works_after_the_quiet_import() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stderr == "after\nfd2\n"
+
+
+ONEDNN_REPORT = (
+    "import os, tensorflow\nfrom tensorflow.python.util import _pywrap_util_port as port\n"
+    "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), port.IsMklEnabled())"
+)
+
+
+def _onednn_state(first_import: str, **env: str) -> str:
+    """`<TF_ENABLE_ONEDNN_OPTS> <oneDNN on>` in a fresh Python that imports `first_import` before TensorFlow."""
+    environ = {name: value for name, value in os.environ.items() if name != config.ONEDNN_ENV} | env
+    code = f"import {first_import}\n{ONEDNN_REPORT}"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environ).stdout.strip()
+
+
+@pytest.mark.skipif(platform.machine().lower() not in config.X86_MACHINES, reason="oneDNN is preferred on x86-64 only")
+def test_importing_the_library_first_turns_on_tensorflows_onednn_kernels_on_x86() -> None:
+    assert _onednn_state("pspnet_lib") == "1 True"
+    assert _onednn_state("pspnet_lib", TF_ENABLE_ONEDNN_OPTS="0") == "0 False"  # the user's choice stands
+    assert _onednn_state("tensorflow, pspnet_lib") == "None False"  # too late to matter: left alone
