@@ -21,7 +21,6 @@ from pspnet_lib import data, inference, models, training
 from pspnet_lib.data.pipeline import DEFAULT_SCALE_RANGE
 from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM, check_batch_norm_momentum
 from pspnet_lib.metrics import SegmentationScores
-from pspnet_lib.training.optimizers import DEFAULT_LEARNING_RATES
 
 NETWORKS = models.NETWORKS  # deprecated name: the network names live in models.NETWORKS
 # Keras' BatchNormalization keeps 0.99 of its moving statistics per step: after the ~100-300 steps of a
@@ -230,7 +229,7 @@ def train_config(variant: Variant, budget: Budget, data_root: str | Path, out: s
         out=str(out), data=str(data_root), recipe="paper", spec=spec, image_size=scene_size,
         crop_size=budget.image_size, batch_size=budget.batch_size, epochs=budget.epochs,
         limit=budget.train_limit, val_limit=budget.val_limit, seed=budget.seed, optimizer=budget.optimizer,
-        lr=budget.learning_rate or DEFAULT_LEARNING_RATES[budget.optimizer],
+        lr=budget.learning_rate,
         scale_range=DEFAULT_SCALE_RANGE, tensorboard=False,
     )
 

@@ -19,7 +19,7 @@ from pspnet_lib.data import (
     make_dataset,
     read_pair,
 )
-from pspnet_lib.data.pipeline import load_pair
+from pspnet_lib.data.pipeline import load_pair, scene_photos
 
 
 def batches(dataset, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -70,6 +70,14 @@ def test_validation_split_matches_read_pair_without_augmentation(synthetic_pairs
         # TensorFlow's and Pillow's JPEG decoders upsample 4:2:0 chroma differently (1-1.5 grey levels).
         assert np.abs(image[index] * 255 - photo).mean() < 3.0
         assert np.mean(label[index] == ids) > 0.995
+
+
+def test_scene_photos_are_the_photos_of_unaugmented_batches_without_labels(synthetic_pairs) -> None:
+    photos = [batch.numpy() for batch in scene_photos(synthetic_pairs, "train", image_size=48, batch_size=3, count=5)]
+    assert [batch.shape for batch in photos] == [(3, 48, 48, 3), (2, 48, 48, 3)]  # the first 5 pairs
+    dataset = make_dataset(synthetic_pairs, "train", image_size=48, batch_size=5, augment=False, shuffle=False)
+    ((images, _),) = batches(dataset, 1)
+    np.testing.assert_array_equal(np.concatenate(photos), images)
 
 
 def test_nearest_resizing_creates_no_new_label_values(synthetic_pairs) -> None:

@@ -12,6 +12,7 @@ from pspnet_lib import models, training
 from pspnet_lib.data import NUM_CLASSES
 from pspnet_lib.run_files import atomic_write_text, history_csv, read_history
 from pspnet_lib.training import callbacks as callbacks_module
+from pspnet_lib.training.optimizers import DEFAULT_LEARNING_RATES
 from pspnet_lib.training.recipes import RECIPES, default_recipe_name, get_recipe
 from pspnet_lib.training.run import UNTIL_THE_BUDGET, load_datasets
 
@@ -47,6 +48,15 @@ def test_settings_given_win_over_the_recipe(tmp_path):
     )
     assert (config.backbone, config.image_size, config.optimizer, config.lr) == ("small", 64, "adam", 0.5)
     assert config.scale_range == (1.0, 1.0) and config.epochs == 3
+
+
+def test_another_optimiser_than_the_recipes_keeps_its_own_default_rate(tmp_path):
+    run = str(tmp_path / "run")
+    assert RECIPES["paper"].optimizer == "sgd" and RECIPES["cpu"].optimizer == "adam"
+    assert training.TrainConfig(out=run, recipe="paper", optimizer="adam").lr == DEFAULT_LEARNING_RATES["adam"]
+    assert training.TrainConfig(out=run, recipe="cpu", optimizer="sgd").lr == DEFAULT_LEARNING_RATES["sgd"]
+    assert training.TrainConfig(out=run, recipe="cpu", optimizer="adam").lr == RECIPES["cpu"].lr
+    assert training.TrainConfig(out=run, recipe="paper", optimizer="adam", lr=0.2).learning_rate == 0.2
 
 
 def test_training_crops_are_the_recipes_share_of_the_scene_except_for_a_fixed_size_network(tmp_path):
@@ -222,7 +232,7 @@ def test_a_budgeted_run_anneals_records_its_minutes_and_resumes_its_schedule(syn
     clock = FakeClock()
     monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
     config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=32,
-                                  batch_size=4, max_minutes=0.5, tensorboard=False)
+                                  batch_size=4, max_minutes=0.5, tensorboard=False, precise_batch_norm=False)
     result = training.train(config, [Tick(clock, 1.0), SlowValidation(clock, 1.0)], verbose=0)
     rows = read_history(tmp_path / "run" / "history.csv")
     minutes = [row["train_minutes"] for row in rows]
@@ -251,3 +261,31 @@ def test_without_a_budget_the_clock_still_records_minutes_and_never_stops(monkey
     rates, history = tiny_fit(budget, clock, seconds_per_step=600.0, epochs=2)
     assert not budget.stopped and history["train_minutes"] == pytest.approx([40.0, 80.0])
     assert rates == pytest.approx([0.01] * 8)  # the optimiser's own learning rate, untouched
+
+
+class SlowFinalPass(keras.callbacks.Callback):
+    """The pass before the last validation (as PreciseBatchNorm's) takes `seconds` of the fake clock."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def on_test_begin(self, logs=None) -> None:
+        if self.model.stop_training:
+            self.clock.now += self.seconds
+
+
+def test_a_final_pass_before_the_last_validation_is_held_in_reserve_too(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
+    budget = training.TimeBudget(max_minutes=1.0, base_learning_rate=0.01, final_pass_share=1.0)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(NUM_CLASSES, 1, name="logits")(inputs))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=training.segmentation_loss())
+    images, labels = np.zeros((2, 4, 4, 3), np.float32), np.zeros((2, 4, 4), np.int32)
+    history = model.fit(images, labels, batch_size=1, epochs=100, validation_data=(images, labels), verbose=0,
+                        callbacks=[Tick(clock, 10.0), budget, SlowFinalPass(clock, 10.0), SlowValidation(clock, 10.0)]).history
+    # Epoch 1 ends at 30 s (its validation took 10 s); then twice that is held back: the run stops at 40 s, and
+    # the final pass (10 s) and the last validation (10 s) end at the deadline.
+    assert history["train_minutes"] == pytest.approx([0.5, 1.0])

@@ -9,8 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from pspnet_lib import training
+from pspnet_lib import models, training
 from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, PALETTE
+from pspnet_lib.data.pipeline import scene_photos
 from pspnet_lib.training import DeviceSwitches, GpuInfo, plan_devices
 
 AMPERE = GpuInfo("A100", (8, 0))
@@ -534,3 +535,41 @@ def test_a_spec_names_an_unknown_output():
 
     with pytest.raises(ValueError, match="output must be one of"):
         models.NetworkSpec(output="rgb")
+
+
+def test_precise_batch_norm_sets_each_statistic_to_the_mean_over_batches_and_keeps_the_weights():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4, 2))
+    norm = keras.layers.BatchNormalization(momentum=0.9, name="norm")
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1, name="out")(norm(inputs)))
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc, 1.0 + loc, size=(5, 4, 4, 2)).astype("float32") for loc in (0.0, 1.0, 3.0)]
+    weights = [w.copy() for w in model.get_weights()[:2]] + [w.copy() for w in model.get_weights()[4:]]
+    assert training.recompute_batch_norm_statistics(model, batches) == 3
+    np.testing.assert_allclose(norm.moving_mean.numpy(), np.mean([b.mean(axis=(0, 1, 2)) for b in batches], axis=0), rtol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), np.mean([b.var(axis=(0, 1, 2)) for b in batches], axis=0), rtol=1e-4)
+    assert norm.momentum == 0.9  # restored
+    for before, after in zip(weights, model.get_weights()[:2] + model.get_weights()[4:], strict=True):
+        np.testing.assert_array_equal(before, after)  # gamma, beta and the convolution untouched
+
+
+@pytest.mark.slow
+def test_a_cpu_recipe_run_ends_with_batch_norm_statistics_of_whole_training_scenes(synthetic_pairs, tmp_path):
+    config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=48,
+                                  batch_size=4, epochs=2, tensorboard=False)
+    assert config.recipe == "cpu" and config.precise_batch_norm  # the CPU recipe's default
+    result = training.train(config, verbose=0)
+    saved = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
+    # The run validates on 4 val pairs, so its pass averaged the first 4 training scenes: doing it again changes nothing.
+    scenes = scene_photos(synthetic_pairs, "train", image_size=48, batch_size=4, count=4)
+    redone = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
+    training.recompute_batch_norm_statistics(redone, scenes)
+    for kept, again in zip(models.batch_norm_layers(saved), models.batch_norm_layers(redone), strict=True):
+        np.testing.assert_allclose(kept.moving_mean.numpy(), again.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(kept.moving_variance.numpy(), again.moving_variance.numpy(), rtol=1e-5, atol=1e-6)
+    plain = training.TrainConfig(out=str(tmp_path / "plain"), data=str(synthetic_pairs), image_size=48, batch_size=4,
+                                 epochs=2, tensorboard=False, precise_batch_norm=False)
+    plain_model = training.train(plain, verbose=0).model
+    differs = [not np.allclose(a.moving_mean.numpy(), b.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
+               for a, b in zip(models.batch_norm_layers(plain_model), models.batch_norm_layers(result.model), strict=True)]
+    assert any(differs)  # the running averages of training crops are not those statistics

@@ -98,7 +98,7 @@ def add_train_parser(subparsers) -> None:
         help="sgd: the paper's (momentum 0.9, L2 weight decay 1e-4 through the gradient); sgdw: Keras' decoupled "
         "decay; default: the recipe's (sgd paper, adam cpu)",
     )
-    parser.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's, 0.01 paper, 0.002 cpu)")
+    parser.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's with its optimiser, 0.01 paper, 0.002 cpu; another --optimizer keeps its own default: sgd 0.01, adam 0.001)")
     parser.add_argument("--aux-weight", type=float, default=0.4, help="weight of the auxiliary loss")
     parser.add_argument(
         "--head-lr-multiplier", type=float,

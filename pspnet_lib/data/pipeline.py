@@ -43,11 +43,17 @@ def check_scale_range(scale_range: tuple[float, float]) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def load_pair(path: tf.Tensor, max_distance: float) -> tuple[tf.Tensor, tf.Tensor]:
-    """Read one pair file: (photo uint8 (h, w, 3), train ids uint8 (h, w))."""
+def read_halves(path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Decode one pair file into its two halves: (photo uint8 (h, w, 3), colour label map uint8 (h, w, 3))."""
     pixels = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     half = tf.shape(pixels)[1] // 2
-    return pixels[:, :half], decode_mask(pixels[:, half : 2 * half], max_distance)
+    return pixels[:, :half], pixels[:, half : 2 * half]
+
+
+def load_pair(path: tf.Tensor, max_distance: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """Read one pair file: (photo uint8 (h, w, 3), train ids uint8 (h, w))."""
+    photo, colors = read_halves(path)
+    return photo, decode_mask(colors, max_distance)
 
 
 def resize_pair(image: tf.Tensor, label: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -67,6 +73,11 @@ def load_scene(path: tf.Tensor, size: tuple[int, int], max_distance: float) -> t
     photo, ids = load_pair(path, max_distance)
     photo, ids = resize_pair(tf.cast(photo, tf.float32), ids, size)
     return to_uint8(photo), ids
+
+
+def load_scene_photo(path: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """The photo of one pair file as `load_scene` makes it (uint8 at `size`), without decoding the labels."""
+    return to_uint8(tf.image.resize(tf.cast(read_halves(path)[0], tf.float32), size, method="bilinear"))
 
 
 def random_boxes(
@@ -227,3 +238,13 @@ def make_dataset(
 
     dataset = tf.data.Dataset.zip(batches, epoch_seeds).map(prepare, num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
+
+
+def scene_photos(root: str | Path, split: str, image_size: int | tuple[int, int], batch_size: int, count: int) -> tf.data.Dataset:
+    """Batches of the photos alone (float32 [0, 1], whole scenes as `make_dataset` feeds them, no augmentation)
+    of the first `count` pairs of `split`: what a batch norm statistics pass needs, without the label decoding."""
+    paths = list_pairs(resolve_dataset_dirs(root).split(split))[:count]
+    size = image_hw(image_size)
+    files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
+    photos = files.map(lambda path: tf.cast(load_scene_photo(path, size), tf.float32) / 255.0, num_parallel_calls=AUTOTUNE)
+    return photos.batch(batch_size).prefetch(AUTOTUNE)

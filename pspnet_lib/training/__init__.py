@@ -8,12 +8,14 @@ from pspnet_lib.training.callbacks import (
     BestCheckpoint,
     CsvHistory,
     NanGuard,
+    PreciseBatchNorm,
     SaveFinalModel,
     TimeBudget,
     TrainingDiverged,
     atomic_save_model,
     atomic_write_text,
     read_history,
+    recompute_batch_norm_statistics,
     run_callbacks,
 )
 from pspnet_lib.training.devices import (
@@ -43,10 +45,10 @@ from pspnet_lib.training.run import (
 
 __all__ = [
     "AUX_WEIGHT", "MODELS", "BestCheckpoint", "CsvHistory", "DevicePlan", "DeviceSwitches", "GpuInfo",
-    "NanGuard", "PaperSGD", "PaletteColorMSE", "PaletteColourMSE", "PretrainedWeightsUnavailable", "RECIPES", "Recipe", "SaveFinalModel", "TimeBudget", "TrainConfig",
+    "NanGuard", "PaperSGD", "PreciseBatchNorm", "PaletteColorMSE", "PaletteColourMSE", "PretrainedWeightsUnavailable", "RECIPES", "Recipe", "SaveFinalModel", "TimeBudget", "TrainConfig",
     "TrainResult", "TrainingDiverged", "apply_precision", "atomic_save_model", "atomic_write_text",
     "build_model", "build_optimizer", "compile_for_training", "create_strategy", "current_plan", "default_recipe_name",
     "get_recipe",
-    "monitor_name", "plan_devices", "poly_schedule", "read_history", "run_callbacks",
+    "monitor_name", "plan_devices", "poly_schedule", "read_history", "recompute_batch_norm_statistics", "run_callbacks",
     "segmentation_loss", "train", "training_targets", "visible_gpus",
 ]

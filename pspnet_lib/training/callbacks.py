@@ -1,4 +1,5 @@
-"""Callbacks: backup/resume, best-mIoU checkpoint, CSV history, time budget, NaN guard; kill-safe model saves.
+"""Callbacks: backup/resume, best-mIoU checkpoint, CSV history, time budget, NaN guard, precise batch norm
+statistics; kill-safe model saves.
 
 The run folder's plain files (atomic writes, history.csv) live in `pspnet_lib.run_files`, which needs no
 TensorFlow; the names are re-exported here.
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import keras
 
+from pspnet_lib.models import batch_norm_layers
 from pspnet_lib.run_files import atomic_write, atomic_write_text, history_csv, read_history
 from pspnet_lib.training.optimizers import POLY_POWER
 
@@ -90,7 +92,8 @@ class TimeBudget(keras.callbacks.Callback):
     The clock counts this `fit` plus, on a resumed run, the minutes earlier sessions spent: every epoch's logs get
     `train_minutes` (so history.csv records it), and the first epoch of a resumed `fit` reads it back from the
     row of the last finished epoch in `history_path`. The latest validation's duration is held in reserve, so
-    the validation that follows the last step also ends by the deadline.
+    the validation that follows the last step also ends by the deadline; `final_pass_share` reserves that much
+    more of it for work done before the last validation only (`PreciseBatchNorm`'s pass).
 
     With `base_learning_rate`, the learning rate is set before every step to the poly schedule of the time left:
     base * (1 - progress) ** power, progress = max(seconds spent / seconds for training, step / `total_steps`),
@@ -104,6 +107,7 @@ class TimeBudget(keras.callbacks.Callback):
         base_learning_rate: float | None = None,
         total_steps: int | None = None,
         power: float = POLY_POWER,
+        final_pass_share: float = 0.0,
     ) -> None:
         super().__init__()
         if max_minutes is not None and not max_minutes > 0:
@@ -113,6 +117,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.max_seconds = math.inf if max_minutes is None else max_minutes * 60.0
         self.history_path = None if history_path is None else Path(history_path)
         self.base_learning_rate, self.total_steps, self.power = base_learning_rate, total_steps, power
+        self.final_pass_share = final_pass_share
         self.stopped = False
         self.earlier_seconds = 0.0  # spent by the sessions before a resume
         self.validation_seconds = 0.0  # the latest validation's duration, held in reserve
@@ -123,9 +128,14 @@ class TimeBudget(keras.callbacks.Callback):
         """Seconds of the budget spent so far, earlier sessions included."""
         return self.earlier_seconds + time.monotonic() - self._start
 
+    @property
+    def reserved_seconds(self) -> float:
+        """Seconds kept for what follows the last step: the last validation and the final pass before it."""
+        return self.validation_seconds * (1.0 + self.final_pass_share)
+
     def progress(self) -> float:
         """How far training is towards its end, 0 to 1: the larger of the time share and the step share."""
-        training_seconds = max(self.max_seconds - self.validation_seconds, 1e-9)
+        training_seconds = max(self.max_seconds - self.reserved_seconds, 1e-9)
         share = self.elapsed_seconds() / training_seconds
         if self.total_steps:
             share = max(share, int(self.model.optimizer.iterations) / self.total_steps)
@@ -150,7 +160,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
         """Ask Keras to stop when the time left would not cover another validation."""
-        if self.elapsed_seconds() + self.validation_seconds >= self.max_seconds:
+        if self.elapsed_seconds() + self.reserved_seconds >= self.max_seconds:
             self.stopped = self.model.stop_training = True
 
     def on_test_begin(self, logs=None) -> None:
@@ -165,6 +175,50 @@ class TimeBudget(keras.callbacks.Callback):
         """Record the minutes spent so far in the epoch's logs (history.csv's `train_minutes`)."""
         if logs is not None:
             logs["train_minutes"] = self.elapsed_seconds() / 60.0
+
+
+def recompute_batch_norm_statistics(model: keras.Model, image_batches) -> int:
+    """Set every batch norm's moving mean and variance to the plain average of its batch statistics over
+    `image_batches` ("precise BN", Wu & Johnson 2021); return the number of batches.
+
+    Training keeps exponential averages of the last few steps' batch statistics, measured on augmented crops;
+    the network is scored on whole scenes. Batch k (from 0) is run in training mode with momentum k / (k + 1),
+    which makes each moving statistic the mean over the batches so far. Weights do not change.
+    """
+    layers = batch_norm_layers(model)
+    momenta = [layer.momentum for layer in layers]
+    count = 0
+    try:
+        for images in image_batches:
+            for layer in layers:
+                layer.momentum = count / (count + 1)
+            model(images, training=True)
+            count += 1
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+    return count
+
+
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Before the last validation of a run (time budget reached, or last epoch), recompute the batch norm
+    statistics over `image_batches` of whole training scenes (`recompute_batch_norm_statistics`), so the
+    last validation, best.keras and model.keras all use them. List it after `TimeBudget` (its pass then
+    counts as validation time; reserve it with TimeBudget's `final_pass_share`)."""
+
+    def __init__(self, image_batches) -> None:
+        super().__init__()
+        self.image_batches = image_batches
+        self.last_epoch = False
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        """Note whether this is the run's last epoch."""
+        self.last_epoch = epoch + 1 >= self.params.get("epochs", math.inf)
+
+    def on_test_begin(self, logs=None) -> None:
+        """Recompute the statistics when this validation is the run's last."""
+        if self.last_epoch or self.model.stop_training:
+            recompute_batch_norm_statistics(self.model, self.image_batches)
 
 
 class TrainingDiverged(RuntimeError):

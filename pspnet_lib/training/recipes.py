@@ -26,6 +26,8 @@ class Recipe:
     crop_fraction: float  # training crops of this fraction of image_size, cut from the (scaled) scenes
     validation_share: float | None  # validate on at most this share of an epoch's training images; None: all
     about: str
+    # Before the last validation, batch norm statistics averaged over as many whole training scenes as it scores.
+    precise_batch_norm: bool = False
 
     def validation_limit(self, train_images: int) -> int | None:
         """How many of the first validation pairs each epoch scores: None for all, else the share (at least 1)."""
@@ -43,7 +45,9 @@ RECIPES = {
     "cpu": Recipe(
         "cpu", "small", 128, 8, "adam", 2e-3, (0.75, 1.5), 0.75, 0.25,
         "the small PSPNet on 128 px scenes, trained on 96 px crops (random scale 0.75-1.5, flips), Adam 2e-3 "
-        "annealed (poly) to the time budget; validation on a fixed subset (a quarter of an epoch's training images)",
+        "annealed (poly) to the time budget; validation on a fixed subset (a quarter of an epoch's training images); "
+        "batch norm statistics of whole scenes for the final model",
+        precise_batch_norm=True,
     ),
 }
 RECIPE_NAMES = tuple(RECIPES)

@@ -24,9 +24,10 @@ from pathlib import Path
 import keras
 
 from pspnet_lib import data, models
-from pspnet_lib.data.pipeline import check_scale_range
+from pspnet_lib.data.pipeline import check_scale_range, scene_photos
 from pspnet_lib.metrics import segmentation_metrics
 from pspnet_lib.training.callbacks import (
+    PreciseBatchNorm,
     TimeBudget,
     atomic_write_text,
     read_history,
@@ -78,10 +79,12 @@ class TrainConfig:
     val_limit: int | None = None  # validate each epoch on the first `val_limit` val pairs; None: the recipe's share
     seed: int = 0
     optimizer: str | None = None
-    lr: float | None = None  # None: the recipe's, else the optimiser's default
+    lr: float | None = None  # None: the recipe's when `optimizer` is the recipe's, else the optimiser's default
     scale_range: tuple[float, float] | None = None  # random scaling of training scenes
     crop_size: int | None = None  # training crops cut from image_size scenes; None: the recipe's fraction of image_size
     aux_weight: float = AUX_WEIGHT
+    # Recompute batch norm statistics on whole training scenes before the last validation; None: the recipe's.
+    precise_batch_norm: bool | None = None
     # None: NEW_LAYER_LR_MULTIPLIER (10) for the new layers when SGD starts from ImageNet weights, as the authors train; else 1.
     head_lr_multiplier: float | None = None
     mixed_precision: bool | None = None
@@ -133,6 +136,8 @@ class TrainConfig:
         val_limit = self.val_limit
         if val_limit is not None and (isinstance(val_limit, bool) or not isinstance(val_limit, int) or val_limit < 1):
             raise ValueError(f"val_limit must be a positive int or None, got {self.val_limit!r}")
+        if not isinstance(self.precise_batch_norm, bool):
+            raise ValueError(f"precise_batch_norm must be True or False, got {self.precise_batch_norm!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.head_lr_multiplier is not None:
@@ -152,9 +157,12 @@ class TrainConfig:
             self.spec = models.NetworkSpec.from_dict(self.spec)
         if self.backbone is None:
             self.backbone = self.spec.backbone if isinstance(self.spec, models.NetworkSpec) else recipe.backbone
-        for name in ("image_size", "batch_size", "optimizer", "lr", "scale_range"):
+        for name in ("image_size", "batch_size", "optimizer", "scale_range", "precise_batch_norm"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(recipe, name))
+        if self.lr is None:  # the recipe's rate belongs to its optimiser; another one keeps its own default
+            recipe_lr = recipe.lr if self.optimizer == recipe.optimizer else None
+            self.lr = recipe_lr or DEFAULT_LEARNING_RATES.get(self.optimizer)
         if self.epochs is None:
             self.epochs = DEFAULT_EPOCHS if self.max_minutes is None else UNTIL_THE_BUDGET
         self.scale_range = check_scale_range(tuple(self.scale_range))
@@ -178,8 +186,8 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
-        """The initial learning rate: `lr`, else the optimiser's default."""
-        return self.lr if self.lr is not None else DEFAULT_LEARNING_RATES[self.optimizer]
+        """The initial learning rate (`lr`, which `__post_init__` fills in when left None)."""
+        return self.lr
 
     @property
     def new_layer_lr_multiplier(self) -> float:
@@ -258,7 +266,7 @@ def build_training_state(model: keras.Model) -> None:
     predictions = model(image, training=False)
     first = predictions[0] if isinstance(predictions, (list, tuple)) else predictions
     labels = keras.ops.zeros(keras.ops.shape(first)[:3], dtype="int32")
-    targets = labels if len(model.outputs) == 1 else {name: labels for name in model.output_names}
+    targets = label_per_output(model, labels)
     model.compute_loss(image, targets, predictions, training=False)
     model.compute_metrics(image, targets, predictions, sample_weight=None)
     if not model.optimizer.built:
@@ -266,12 +274,18 @@ def build_training_state(model: keras.Model) -> None:
     model.reset_metrics()
 
 
+def label_per_output(model: keras.Model, label):
+    """The target of every output of `model`: `label` itself for one output, else a dict of it by output name."""
+    if len(model.outputs) == 1:
+        return label
+    return {name: label for name in model.output_names}
+
+
 def training_targets(dataset, model: keras.Model):
     """`dataset` of (image, label) with the label repeated for every output of `model` (main and auxiliary)."""
     if len(model.outputs) == 1:
         return dataset
-    names = tuple(model.output_names)
-    return dataset.map(lambda image, label: (image, {name: label for name in names}))
+    return dataset.map(lambda image, label: (image, label_per_output(model, label)))
 
 
 def build_model(config: TrainConfig, imagenet_source: keras.Model | None = None, replicas: int = 1) -> keras.Model:
@@ -435,10 +449,15 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
         )
         compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile)
     atomic_write_text(write_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
+    final_pass = []
+    if config.precise_batch_norm:  # as many training scenes as a validation scores: the pass costs about one validation
+        scenes = min(count_batches(val_data) * config.batch_size, config.limit or math.inf)
+        final_pass.append(PreciseBatchNorm(scene_photos(root, "train", config.image_size, config.batch_size, scenes)))
     # The clock of every run (train_minutes in history.csv); with max_minutes also its deadline and the lr schedule.
     budget = TimeBudget(
         config.max_minutes, write_dir / "history.csv",
         config.learning_rate if config.max_minutes is not None else None, total_steps,
+        final_pass_share=1.0 if final_pass else 0.0,
     )
     run_list = run_callbacks(write_dir, monitor_name(model), config.tensorboard)
     model.fit(
@@ -446,7 +465,7 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
         validation_data=training_targets(val_data, model),
         epochs=config.epochs,
         shuffle=False,  # the training pipeline shuffles, reproducibly from the seed
-        callbacks=[budget, *run_list, *callbacks],
+        callbacks=[budget, *final_pass, *run_list, *callbacks],
         verbose=verbose,
     )
     history = read_history(write_dir / "history.csv")
