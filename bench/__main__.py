@@ -2,6 +2,7 @@
 
 import sys
 
+import pspnet_lib  # noqa: F401  (before anything loads TensorFlow: it picks the CPU kernels, see config.prefer_onednn_kernels)
 from bench.cli import main
 
 sys.exit(main())

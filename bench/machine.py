@@ -60,8 +60,7 @@ def installed_versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[s
 
 
 def onednn_enabled() -> bool:
-    """Whether TensorFlow runs its oneDNN CPU kernels (`import pspnet_lib` asks for them on x86-64)."""
-    import pspnet_lib  # noqa: F401  (before TensorFlow, as every course entry point imports it)
+    """Whether TensorFlow runs its oneDNN CPU kernels (`import pspnet_lib`, before TensorFlow, asks for them on x86-64)."""
     from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own answer; no public API says it
 
     return bool(_pywrap_util_port.IsMklEnabled())

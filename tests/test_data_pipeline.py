@@ -72,12 +72,14 @@ def test_validation_split_matches_read_pair_without_augmentation(synthetic_pairs
         assert np.mean(label[index] == ids) > 0.995
 
 
-def test_scene_photos_are_the_photos_of_unaugmented_batches_without_labels(synthetic_pairs) -> None:
+def test_scene_photos_are_photos_of_unaugmented_scenes_spread_over_the_split(synthetic_pairs) -> None:
     photos = [batch.numpy() for batch in scene_photos(synthetic_pairs, "train", image_size=48, batch_size=3, count=5)]
-    assert [batch.shape for batch in photos] == [(3, 48, 48, 3), (2, 48, 48, 3)]  # the first 5 pairs
-    dataset = make_dataset(synthetic_pairs, "train", image_size=48, batch_size=5, augment=False, shuffle=False)
+    assert [batch.shape for batch in photos] == [(3, 48, 48, 3), (2, 48, 48, 3)]
+    dataset = make_dataset(synthetic_pairs, "train", image_size=48, batch_size=8, augment=False, shuffle=False)
     ((images, _),) = batches(dataset, 1)
-    np.testing.assert_array_equal(np.concatenate(photos), images)
+    np.testing.assert_array_equal(np.concatenate(photos), images[[0, 2, 4, 5, 7]])  # 5 of the 8, first and last included
+    within = np.concatenate([batch.numpy() for batch in scene_photos(synthetic_pairs, "train", 48, 8, count=3, limit=4)])
+    np.testing.assert_array_equal(within, images[[0, 2, 3]])  # spread over the first `limit` only
 
 
 def test_nearest_resizing_creates_no_new_label_values(synthetic_pairs) -> None:

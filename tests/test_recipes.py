@@ -210,17 +210,22 @@ class SlowValidation(keras.callbacks.Callback):
         self.clock.now += self.seconds
 
 
-def test_the_last_validation_is_held_in_reserve_so_it_ends_by_the_deadline(monkeypatch):
-    clock = FakeClock()
-    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
-    budget = training.TimeBudget(max_minutes=1.0, base_learning_rate=0.01)
+def fit_with_validation(clock: FakeClock, budget: training.TimeBudget, *slow: keras.callbacks.Callback) -> dict:
+    """History of a tiny fit of 2 steps an epoch (10 s each on `clock`) with validation, until `budget` stops it."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((4, 4, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(NUM_CLASSES, 1, name="logits")(inputs))
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss=training.segmentation_loss())
     images, labels = np.zeros((2, 4, 4, 3), np.float32), np.zeros((2, 4, 4), np.int32)
-    history = model.fit(images, labels, batch_size=1, epochs=100, validation_data=(images, labels), verbose=0,
-                        callbacks=[Tick(clock, 10.0), budget, SlowValidation(clock, 10.0)]).history
+    return model.fit(images, labels, batch_size=1, epochs=100, validation_data=(images, labels), verbose=0,
+                     callbacks=[Tick(clock, 10.0), budget, *slow]).history
+
+
+def test_the_last_validation_is_held_in_reserve_so_it_ends_by_the_deadline(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
+    budget = training.TimeBudget(max_minutes=1.0, base_learning_rate=0.01)
+    history = fit_with_validation(clock, budget, SlowValidation(clock, 10.0))
     # Epoch 1: steps to 20 s, validation to 30 s. Then 10 s are held back: the run stops at 50 s, validates to 60.
     assert budget.validation_seconds == pytest.approx(10.0)
     assert history["train_minutes"] == pytest.approx([0.5, 1.0])
@@ -279,13 +284,7 @@ def test_a_final_pass_before_the_last_validation_is_held_in_reserve_too(monkeypa
     clock = FakeClock()
     monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
     budget = training.TimeBudget(max_minutes=1.0, base_learning_rate=0.01, final_pass_share=1.0)
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((4, 4, 3))
-    model = keras.Model(inputs, keras.layers.Conv2D(NUM_CLASSES, 1, name="logits")(inputs))
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=training.segmentation_loss())
-    images, labels = np.zeros((2, 4, 4, 3), np.float32), np.zeros((2, 4, 4), np.int32)
-    history = model.fit(images, labels, batch_size=1, epochs=100, validation_data=(images, labels), verbose=0,
-                        callbacks=[Tick(clock, 10.0), budget, SlowFinalPass(clock, 10.0), SlowValidation(clock, 10.0)]).history
+    history = fit_with_validation(clock, budget, SlowFinalPass(clock, 10.0), SlowValidation(clock, 10.0))
     # Epoch 1 ends at 30 s (its validation took 10 s); then twice that is held back: the run stops at 40 s, and
     # the final pass (10 s) and the last validation (10 s) end at the deadline.
     assert history["train_minutes"] == pytest.approx([0.5, 1.0])

@@ -560,7 +560,7 @@ def test_a_cpu_recipe_run_ends_with_batch_norm_statistics_of_whole_training_scen
     assert config.recipe == "cpu" and config.precise_batch_norm  # the CPU recipe's default
     result = training.train(config, verbose=0)
     saved = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
-    # The run validates on 4 val pairs, so its pass averaged the first 4 training scenes: doing it again changes nothing.
+    # The run validates on 4 val pairs, so its pass averaged 4 training scenes spread over the 8: again, nothing changes.
     scenes = scene_photos(synthetic_pairs, "train", image_size=48, batch_size=4, count=4)
     redone = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
     training.recompute_batch_norm_statistics(redone, scenes)

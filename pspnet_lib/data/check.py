@@ -11,7 +11,14 @@ from PIL import Image
 
 from pspnet_lib.data.errors import DataError
 from pspnet_lib.data.locate import SPLIT_NAMES, resolve_dataset_dirs
-from pspnet_lib.data.pairs import PAIR_SUFFIXES, describe_bad_pairs, find_bad_pairs, list_pairs, read_pair
+from pspnet_lib.data.pairs import (
+    PAIR_SUFFIXES,
+    describe_bad_pairs,
+    evenly_spaced,
+    find_bad_pairs,
+    list_pairs,
+    read_pair,
+)
 from pspnet_lib.data.palette import IGNORE_LABEL, decode_mask
 
 # Below this share of label pixels decoding to a class, the right halves are probably not Cityscapes
@@ -83,13 +90,6 @@ def file_labelled_share(path: Path) -> float:
         pixels = np.asarray(image.convert("RGB"))
     labels = pixels[::FILE_LABEL_STEP, pixels.shape[1] // 2 :: FILE_LABEL_STEP]
     return float(np.mean(decode_mask(np.ascontiguousarray(labels)) != IGNORE_LABEL))
-
-
-def evenly_spaced(items: list[Path], count: int) -> list[Path]:
-    """Up to `count` items spread evenly over `items`."""
-    if len(items) <= count:
-        return items
-    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
 
 
 def check_split(name: str, folder: Path, label_sample: int) -> SplitReport:

@@ -40,6 +40,13 @@ def list_pairs(split_dir: str | Path) -> list[Path]:
     return sorted(paths, key=numeric_order)
 
 
+def evenly_spaced(items: list[Path], count: int) -> list[Path]:
+    """Up to `count` items spread evenly over `items` (pairs are numbered city by city: a spread covers them all)."""
+    if len(items) <= count:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+
+
 def has_jpeg_end_marker(path: Path) -> bool:
     """True when the file's last bytes hold the JPEG end-of-image marker (FF D9)."""
     with path.open("rb") as file:

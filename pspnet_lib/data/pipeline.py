@@ -17,7 +17,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from pspnet_lib.data.locate import resolve_dataset_dirs
-from pspnet_lib.data.pairs import list_pairs, usable_pairs
+from pspnet_lib.data.pairs import evenly_spaced, list_pairs, usable_pairs
 from pspnet_lib.data.palette import DEFAULT_MAX_DISTANCE, IGNORE_LABEL, decode_mask
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -240,10 +240,13 @@ def make_dataset(
     return dataset.prefetch(AUTOTUNE)
 
 
-def scene_photos(root: str | Path, split: str, image_size: int | tuple[int, int], batch_size: int, count: int) -> tf.data.Dataset:
+def scene_photos(
+    root: str | Path, split: str, image_size: int | tuple[int, int], batch_size: int, count: int, limit: int | None = None
+) -> tf.data.Dataset:
     """Batches of the photos alone (float32 [0, 1], whole scenes as `make_dataset` feeds them, no augmentation)
-    of the first `count` pairs of `split`: what a batch norm statistics pass needs, without the label decoding."""
-    paths = list_pairs(resolve_dataset_dirs(root).split(split))[:count]
+    of `count` pairs spread evenly over the first `limit` (all: None) of `split`: what a batch norm statistics
+    pass needs, without the label decoding. Spread, not the first ones: the pairs are numbered city by city."""
+    paths = evenly_spaced(list_pairs(resolve_dataset_dirs(root).split(split))[:limit], count)
     size = image_hw(image_size)
     files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
     photos = files.map(lambda path: tf.cast(load_scene_photo(path, size), tf.float32) / 255.0, num_parallel_calls=AUTOTUNE)

@@ -83,7 +83,8 @@ class TrainConfig:
     scale_range: tuple[float, float] | None = None  # random scaling of training scenes
     crop_size: int | None = None  # training crops cut from image_size scenes; None: the recipe's fraction of image_size
     aux_weight: float = AUX_WEIGHT
-    # Recompute batch norm statistics on whole training scenes before the last validation; None: the recipe's.
+    # Recompute batch norm statistics on whole training scenes before the last validation (one replica only);
+    # None: the recipe's.
     precise_batch_norm: bool | None = None
     # None: NEW_LAYER_LR_MULTIPLIER (10) for the new layers when SGD starts from ImageNet weights, as the authors train; else 1.
     head_lr_multiplier: float | None = None
@@ -369,8 +370,8 @@ def load_datasets(config: TrainConfig, root: Path):
 
 def check_labels(root: Path, sample: int = 16) -> None:
     """DataError when the training labels are nearly all "ignore" (as `data check` reports): nothing to learn."""
-    from pspnet_lib.data.check import MIN_LABELLED_SHARE, evenly_spaced, labelled_share
-    from pspnet_lib.data.pairs import pair_problem
+    from pspnet_lib.data.check import MIN_LABELLED_SHARE, labelled_share
+    from pspnet_lib.data.pairs import evenly_spaced, pair_problem
 
     train_dir = data.resolve_dataset_dirs(root).split("train")
     readable = [path for path in evenly_spaced(data.list_pairs(train_dir), sample) if pair_problem(path) is None]
@@ -450,9 +451,11 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
         compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile)
     atomic_write_text(write_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
     final_pass = []
-    if config.precise_batch_norm:  # as many training scenes as a validation scores: the pass costs about one validation
-        scenes = min(count_batches(val_data) * config.batch_size, config.limit or math.inf)
-        final_pass.append(PreciseBatchNorm(scene_photos(root, "train", config.image_size, config.batch_size, scenes)))
+    # As many training scenes as a validation scores, so the pass costs about one validation. One replica only:
+    # the eager pass is not run under a distribution strategy (the multi-GPU paper recipe does not ask for it).
+    if config.precise_batch_norm and strategy.num_replicas_in_sync == 1:
+        scenes = count_batches(val_data) * config.batch_size
+        final_pass.append(PreciseBatchNorm(scene_photos(root, "train", config.image_size, config.batch_size, scenes, config.limit)))
     # The clock of every run (train_minutes in history.csv); with max_minutes also its deadline and the lr schedule.
     budget = TimeBudget(
         config.max_minutes, write_dir / "history.csv",
