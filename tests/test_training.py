@@ -560,8 +560,9 @@ def test_a_cpu_recipe_run_ends_with_batch_norm_statistics_of_whole_training_scen
     assert config.recipe == "cpu" and config.precise_batch_norm  # the CPU recipe's default
     result = training.train(config, verbose=0)
     saved = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
-    # The run validates on 4 val pairs, so its pass averaged 4 training scenes spread over the 8: again, nothing changes.
-    scenes = scene_photos(synthetic_pairs, "train", image_size=48, batch_size=4, count=4)
+    # The pass averaged every one of the 8 training scenes (fewer than PRECISE_BN_SCENES): again, nothing changes.
+    assert training.callbacks.PRECISE_BN_SCENES > 8
+    scenes = scene_photos(synthetic_pairs, "train", image_size=48, batch_size=4, count=8)
     redone = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
     training.recompute_batch_norm_statistics(redone, scenes)
     for kept, again in zip(models.batch_norm_layers(saved), models.batch_norm_layers(redone), strict=True):

@@ -56,9 +56,14 @@ def load_pair(path: tf.Tensor, max_distance: float) -> tuple[tf.Tensor, tf.Tenso
     return photo, decode_mask(colors, max_distance)
 
 
+def resize_photo(image: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """Resize a photo (float) bilinearly: smooth, as a camera at that resolution would see it."""
+    return tf.image.resize(image, size, method="bilinear")
+
+
 def resize_pair(image: tf.Tensor, label: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Resize the image bilinearly and the label with nearest neighbour (no new label values)."""
-    resized_image = tf.image.resize(image, size, method="bilinear")
+    resized_image = resize_photo(image, size)
     resized_label = tf.image.resize(label[..., None], size, method="nearest")[..., 0]
     return resized_image, resized_label
 
@@ -77,7 +82,7 @@ def load_scene(path: tf.Tensor, size: tuple[int, int], max_distance: float) -> t
 
 def load_scene_photo(path: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     """The photo of one pair file as `load_scene` makes it (uint8 at `size`), without decoding the labels."""
-    return to_uint8(tf.image.resize(tf.cast(read_halves(path)[0], tf.float32), size, method="bilinear"))
+    return to_uint8(resize_photo(tf.cast(read_halves(path)[0], tf.float32), size))
 
 
 def random_boxes(

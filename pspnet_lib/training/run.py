@@ -27,9 +27,11 @@ from pspnet_lib import data, models
 from pspnet_lib.data.pipeline import check_scale_range, scene_photos
 from pspnet_lib.metrics import segmentation_metrics
 from pspnet_lib.training.callbacks import (
+    PRECISE_BN_SCENES,
     PreciseBatchNorm,
     TimeBudget,
     atomic_write_text,
+    precise_pass_share,
     read_history,
     run_callbacks,
 )
@@ -450,17 +452,18 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
         )
         compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile)
     atomic_write_text(write_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
-    final_pass = []
-    # As many training scenes as a validation scores, so the pass costs about one validation. One replica only:
-    # the eager pass is not run under a distribution strategy (the multi-GPU paper recipe does not ask for it).
+    final_pass, final_pass_share = [], 0.0
+    # One replica only: the eager pass is not run under a distribution strategy (the multi-GPU paper recipe
+    # does not ask for it).
     if config.precise_batch_norm and strategy.num_replicas_in_sync == 1:
-        scenes = count_batches(val_data) * config.batch_size
+        scenes = min(PRECISE_BN_SCENES, count_batches(train_data) * config.batch_size)
         final_pass.append(PreciseBatchNorm(scene_photos(root, "train", config.image_size, config.batch_size, scenes, config.limit)))
+        final_pass_share = precise_pass_share(scenes, count_batches(val_data) * config.batch_size)
     # The clock of every run (train_minutes in history.csv); with max_minutes also its deadline and the lr schedule.
     budget = TimeBudget(
         config.max_minutes, write_dir / "history.csv",
         config.learning_rate if config.max_minutes is not None else None, total_steps,
-        final_pass_share=1.0 if final_pass else 0.0,
+        final_pass_share=final_pass_share,
     )
     run_list = run_callbacks(write_dir, monitor_name(model), config.tensorboard)
     model.fit(
