@@ -99,7 +99,14 @@ def test_the_cpu_recipe_validates_on_a_share_of_an_epoch_the_paper_on_the_whole_
                                       backbone="small", image_size=32, batch_size=2)
         _, val = load_datasets(config, synthetic_pairs)
         sizes[name] = sum(int(images.shape[0]) for images, _ in val)
-    assert sizes == {"cpu": RECIPES["cpu"].validation_limit(8), "paper": 4}
+    assert sizes == {"cpu": RECIPES["cpu"].validation_limit(8, at_least=2), "paper": 4}
+
+
+def test_the_validation_share_covers_at_least_one_batch():
+    # A tenth of 8 training images is one pair; split over two workers, one of them would get nothing.
+    assert get_recipe("cpu").validation_limit(8) == 1
+    assert get_recipe("cpu").validation_limit(8, at_least=4) == 4
+    assert get_recipe("cpu").validation_limit(600, at_least=8) == math.ceil(RECIPES["cpu"].validation_share * 600)
 
 
 def test_val_limit_overrides_the_recipes_validation_share(synthetic_pairs, tmp_path):

@@ -29,11 +29,12 @@ class Recipe:
     # Before the last validation, batch norm statistics averaged over as many whole training scenes as it scores.
     precise_batch_norm: bool = False
 
-    def validation_limit(self, train_images: int) -> int | None:
-        """How many of the first validation pairs each epoch scores: None for all, else the share (at least 1)."""
+    def validation_limit(self, train_images: int, at_least: int = 1) -> int | None:
+        """How many of the first validation pairs each epoch scores: None for all, else the share, at least
+        `at_least` (one batch: with several workers each must get a part of it)."""
         if self.validation_share is None:
             return None
-        return max(1, math.ceil(self.validation_share * train_images))
+        return max(1, at_least, math.ceil(self.validation_share * train_images))
 
 
 RECIPES = {

@@ -364,7 +364,7 @@ def load_datasets(config: TrainConfig, root: Path):
         **common
     )
     train_images = count_batches(train_data) * config.batch_size
-    share_limit = get_recipe(config.recipe).validation_limit(train_images)
+    share_limit = get_recipe(config.recipe).validation_limit(train_images, at_least=config.batch_size)
     val_limit = config.val_limit or min((n for n in (config.limit, share_limit) if n is not None), default=None)
     val_data = data.make_dataset(root, "val", augment=False, shuffle=False, limit=val_limit, **common)
     return train_data, val_data
