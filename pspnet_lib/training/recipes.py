@@ -26,7 +26,7 @@ class Recipe:
     crop_fraction: float  # training crops of this fraction of image_size, cut from the (scaled) scenes
     validation_share: float | None  # validate on at most this share of an epoch's training images; None: all
     about: str
-    # Before the last validation, batch norm statistics averaged over as many whole training scenes as it scores.
+    # Before the last validation, batch norm statistics averaged over whole training scenes (callbacks.PRECISE_BN_SCENES).
     precise_batch_norm: bool = False
 
     def validation_limit(self, train_images: int, at_least: int = 1) -> int | None:

@@ -439,7 +439,8 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
     """Build data, model and optimiser under `strategy` and fit them; the body of `train`."""
     keras.utils.set_random_seed(config.seed)
     train_data, val_data = load_datasets(config, root)
-    total_steps = count_batches(train_data) * config.epochs
+    train_batches = count_batches(train_data)
+    total_steps = train_batches * config.epochs
     write_dir = worker_dir(config, strategy)
     with strategy.scope():
         model = build_model(config, imagenet_source, strategy.num_replicas_in_sync)
@@ -456,7 +457,7 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
     # One replica only: the eager pass is not run under a distribution strategy (the multi-GPU paper recipe
     # does not ask for it).
     if config.precise_batch_norm and strategy.num_replicas_in_sync == 1:
-        scenes = min(PRECISE_BN_SCENES, count_batches(train_data) * config.batch_size)
+        scenes = min(PRECISE_BN_SCENES, train_batches * config.batch_size)
         final_pass.append(PreciseBatchNorm(scene_photos(root, "train", config.image_size, config.batch_size, scenes, config.limit)))
         final_pass_share = precise_pass_share(scenes, count_batches(val_data) * config.batch_size)
     # The clock of every run (train_minutes in history.csv); with max_minutes also its deadline and the lr schedule.
