@@ -33,6 +33,9 @@ def test_a_cpu_run_gets_the_cpu_recipe_for_every_setting_left_out(tmp_path):
     assert (config.optimizer, config.lr, config.scale_range) == (cpu.optimizer, cpu.lr, cpu.scale_range)
     assert config.spec == models.NetworkSpec("pspnet", "small")
     assert config.epochs == 10  # no time budget: the default epoch count
+    assert config.jaccard_weight == cpu.jaccard_weight > 0
+    assert training.TrainConfig(out=str(tmp_path / "paper"), recipe="paper").jaccard_weight == 0.0
+    assert training.TrainConfig(out=str(tmp_path / "mine"), jaccard_weight=0.25).jaccard_weight == 0.25
 
 
 def test_imagenet_weights_get_the_papers_recipe_on_a_cpu_too(tmp_path):

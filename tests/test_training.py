@@ -93,6 +93,60 @@ def test_segmentation_loss_of_a_fully_ignored_batch_is_zero_not_nan():
     assert float(training.segmentation_loss()(labels, np.zeros((1, 3, 3, NUM_CLASSES), np.float32))) == 0.0
 
 
+def numpy_soft_jaccard(labels: np.ndarray, logits: np.ndarray) -> float:
+    """1 - mean over the classes present in `labels` of sum(p * t) / sum(p + t - p * t), labelled pixels only."""
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    valid = labels != IGNORE_LABEL
+    ious = []
+    for class_id in np.unique(labels[valid]):
+        p, t = probabilities[..., class_id][valid], (labels[valid] == class_id).astype(float)
+        ious.append((p * t).sum() / (p + t - p * t).sum())
+    return 1.0 - float(np.mean(ious))
+
+
+def test_cross_entropy_jaccard_adds_the_weighted_soft_jaccard_of_the_present_classes():
+    labels, logits = random_batch(4)
+    labels[labels == 3] = 5  # class 3 absent: it must not count in the mean
+    loss = training.segmentation_loss(jaccard_weight=0.5)
+    assert isinstance(loss, training.CrossEntropyJaccard)
+    expected = numpy_cross_entropy(labels, logits) + 0.5 * numpy_soft_jaccard(labels, logits)
+    assert float(loss(labels, logits)) == pytest.approx(expected, rel=1e-5)
+    assert float(training.soft_jaccard_loss(labels, logits)) == pytest.approx(numpy_soft_jaccard(labels, logits), rel=1e-5)
+
+
+def test_the_soft_jaccard_is_near_zero_for_confident_right_logits_and_zero_on_a_fully_ignored_batch():
+    labels, _ = random_batch(5)
+    right = np.where(np.eye(NUM_CLASSES, dtype=bool)[np.where(labels == IGNORE_LABEL, 0, labels)], 30.0, 0.0)
+    assert float(training.soft_jaccard_loss(labels, right.astype(np.float32))) < 1e-6
+    ignored = np.full((1, 3, 3), IGNORE_LABEL, np.int32)
+    zeros = np.zeros((1, 3, 3, NUM_CLASSES), np.float32)
+    assert float(training.segmentation_loss(jaccard_weight=1.0)(ignored, zeros)) == 0.0
+
+
+def test_a_negative_jaccard_weight_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="jaccard_weight"):
+        training.segmentation_loss(jaccard_weight=-1.0)
+    with pytest.raises(ValueError, match="--jaccard-weight"):
+        training.TrainConfig(out=str(tmp_path / "run"), jaccard_weight=-0.1)
+
+
+def test_the_jaccard_term_goes_on_the_main_output_only_and_a_saved_model_reloads_with_it(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = two_headed_model()
+    training.compile_for_training(model, keras.optimizers.SGD(0.0), aux_weight=0.4, jaccard_weight=1.0)
+    images = np.random.default_rng(0).random((2, 8, 8, 3)).astype(np.float32)
+    labels, _ = random_batch(6, (2, 8, 8))
+    main, aux = (np.asarray(output) for output in model(images))
+    expected = numpy_cross_entropy(labels, main) + numpy_soft_jaccard(labels, main) + 0.4 * numpy_cross_entropy(labels, aux)
+    logs = model.evaluate(images, {"logits": labels, "aux_logits": labels}, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(expected, rel=1e-4)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    again = reloaded.evaluate(images, {"logits": labels, "aux_logits": labels}, verbose=0, return_dict=True)
+    assert again["loss"] == pytest.approx(expected, rel=1e-4)
+
+
 def test_palette_color_mse_matches_numpy_reference():
     labels, _ = random_batch(1)
     rgb = np.random.default_rng(2).random(labels.shape + (3,)).astype(np.float32)

@@ -101,6 +101,10 @@ def add_train_parser(subparsers) -> None:
     parser.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's with its optimiser, 0.01 paper, 0.002 cpu; another --optimizer keeps its own default: sgd 0.01, adam 0.001)")
     parser.add_argument("--aux-weight", type=float, default=0.4, help="weight of the auxiliary loss")
     parser.add_argument(
+        "--jaccard-weight", type=float,
+        help="weight of the soft Jaccard (IoU) loss added to the main output's cross-entropy (the recipe's: 0 paper, 1 cpu)",
+    )
+    parser.add_argument(
         "--head-lr-multiplier", type=float,
         help="learning-rate multiplier of the pyramid module and heads (default: 10 with --weights imagenet and sgd, else 1)",
     )
@@ -129,7 +133,7 @@ def run_train(args: argparse.Namespace) -> int:
         weights=None if args.weights == "none" else args.weights, image_size=args.image_size,
         batch_size=args.batch_size, epochs=epochs_of(args), max_minutes=args.max_minutes, limit=args.limit,
         seed=args.seed, optimizer=args.optimizer, lr=args.lr, aux_weight=args.aux_weight,
-        head_lr_multiplier=args.head_lr_multiplier, mixed_precision=args.mixed_precision, xla=args.xla,
+        jaccard_weight=args.jaccard_weight, head_lr_multiplier=args.head_lr_multiplier, mixed_precision=args.mixed_precision, xla=args.xla,
         distribute=args.distribute, tensorboard=args.tensorboard, skip_bad=args.skip_bad,
         scale_range=None if args.scale_range is None else tuple(args.scale_range), crop_size=args.crop_size,
     )

@@ -28,7 +28,9 @@ from pspnet_lib.training.devices import (
     plan_devices,
     visible_gpus,
 )
-from pspnet_lib.training.losses import AUX_WEIGHT, PaletteColorMSE, PaletteColourMSE, segmentation_loss
+from pspnet_lib.training.losses import (
+    AUX_WEIGHT, CrossEntropyJaccard, PaletteColorMSE, PaletteColourMSE, segmentation_loss, soft_jaccard_loss,
+)
 from pspnet_lib.training.optimizers import PaperSGD, build_optimizer, poly_schedule
 from pspnet_lib.training.recipes import RECIPES, Recipe, default_recipe_name, get_recipe
 from pspnet_lib.training.run import (
@@ -44,11 +46,11 @@ from pspnet_lib.training.run import (
 )
 
 __all__ = [
-    "AUX_WEIGHT", "MODELS", "BestCheckpoint", "CsvHistory", "DevicePlan", "DeviceSwitches", "GpuInfo",
+    "AUX_WEIGHT", "MODELS", "BestCheckpoint", "CrossEntropyJaccard", "CsvHistory", "DevicePlan", "DeviceSwitches", "GpuInfo",
     "NanGuard", "PaperSGD", "PreciseBatchNorm", "PaletteColorMSE", "PaletteColourMSE", "PretrainedWeightsUnavailable", "RECIPES", "Recipe", "SaveFinalModel", "TimeBudget", "TrainConfig",
     "TrainResult", "TrainingDiverged", "apply_precision", "atomic_save_model", "atomic_write_text",
     "build_model", "build_optimizer", "compile_for_training", "create_strategy", "current_plan", "default_recipe_name",
     "get_recipe",
     "monitor_name", "plan_devices", "poly_schedule", "read_history", "recompute_batch_norm_statistics", "run_callbacks",
-    "segmentation_loss", "train", "training_targets", "visible_gpus",
+    "segmentation_loss", "soft_jaccard_loss", "train", "training_targets", "visible_gpus",
 ]

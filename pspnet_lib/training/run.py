@@ -85,6 +85,8 @@ class TrainConfig:
     scale_range: tuple[float, float] | None = None  # random scaling of training scenes
     crop_size: int | None = None  # training crops cut from image_size scenes; None: the recipe's fraction of image_size
     aux_weight: float = AUX_WEIGHT
+    # Weight of the soft Jaccard term in the main output's loss (losses.CrossEntropyJaccard); None: the recipe's.
+    jaccard_weight: float | None = None
     # Recompute batch norm statistics on whole training scenes before the last validation (one replica only);
     # None: the recipe's.
     precise_batch_norm: bool | None = None
@@ -118,6 +120,8 @@ class TrainConfig:
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.jaccard_weight >= 0:
+            raise ValueError(f"jaccard_weight (--jaccard-weight) must be >= 0, got {self.jaccard_weight}")
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(
                 f"image_size (--image-size) must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, "
@@ -160,7 +164,7 @@ class TrainConfig:
             self.spec = models.NetworkSpec.from_dict(self.spec)
         if self.backbone is None:
             self.backbone = self.spec.backbone if isinstance(self.spec, models.NetworkSpec) else recipe.backbone
-        for name in ("image_size", "batch_size", "optimizer", "scale_range", "precise_batch_norm"):
+        for name in ("image_size", "batch_size", "optimizer", "scale_range", "precise_batch_norm", "jaccard_weight"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(recipe, name))
         if self.lr is None:  # the recipe's rate belongs to its optimiser; another one keeps its own default
@@ -232,15 +236,16 @@ def monitor_name(model: keras.Model) -> str:
 
 
 def compile_for_training(
-    model: keras.Model, optimizer, aux_weight: float = AUX_WEIGHT, jit_compile: bool = False
+    model: keras.Model, optimizer, aux_weight: float = AUX_WEIGHT, jit_compile: bool = False, jaccard_weight: float = 0.0
 ) -> None:
     """Compile with the right loss on every output (cross-entropy, or the colour MSE for a model that paints
-    RGB), the auxiliary output weighted `aux_weight`; mIoU and pixel accuracy for class logits."""
+    RGB), the auxiliary output weighted `aux_weight`; mIoU and pixel accuracy for class logits. The main
+    output's cross-entropy gets `jaccard_weight` x the soft Jaccard loss on top; the auxiliary head's does not."""
     names = model.output_names
     if models.is_color_model(model):
         losses, metrics = {name: PaletteColorMSE() for name in names}, None
     else:
-        losses = {name: segmentation_loss() for name in names}
+        losses = {name: segmentation_loss(jaccard_weight if name == names[0] else 0.0) for name in names}
         metrics = {names[0]: segmentation_metrics(model.outputs[0].shape[-1])}
     model.compile(
         optimizer=optimizer,
@@ -451,7 +456,7 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
             new_layer_variables=models.new_layer_variables(model),
             new_layer_lr_multiplier=config.new_layer_lr_multiplier,
         )
-        compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile)
+        compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile, config.jaccard_weight)
     atomic_write_text(write_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
     final_pass, final_pass_share = [], 0.0
     # One replica only: the eager pass is not run under a distribution strategy (the multi-GPU paper recipe
