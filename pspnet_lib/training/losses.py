@@ -16,8 +16,6 @@ AUX_WEIGHT = 0.4
 def segmentation_loss(jaccard_weight: float = 0.0) -> keras.losses.Loss:
     """Sparse categorical cross-entropy from logits, averaged over the pixels not labelled `IGNORE_LABEL`;
     with `jaccard_weight` > 0, plus that much of the soft Jaccard loss (`CrossEntropyJaccard`)."""
-    if not jaccard_weight >= 0:
-        raise ValueError(f"jaccard_weight must be >= 0, got {jaccard_weight!r}")
     if jaccard_weight == 0:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_LABEL)
     return CrossEntropyJaccard(jaccard_weight)
@@ -34,7 +32,11 @@ def _labelled_pixels(labels, logits) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
 def soft_jaccard_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """1 - the mean soft IoU of the classes present in the batch's labels: softmax probabilities stand in for
     the predicted masks, so the score mIoU counts becomes differentiable; ignored pixels take no part."""
-    labels, logits, labelled = _labelled_pixels(labels, logits)
+    return _soft_jaccard(*_labelled_pixels(labels, logits))
+
+
+def _soft_jaccard(labels: tf.Tensor, logits: tf.Tensor, labelled: tf.Tensor) -> tf.Tensor:
+    """`soft_jaccard_loss` of pixels already flattened by `_labelled_pixels`."""
     probabilities = tf.nn.softmax(logits) * labelled[:, None]
     truth = tf.one_hot(labels, tf.shape(logits)[-1]) * labelled[:, None]
     intersection = tf.reduce_sum(probabilities * truth, axis=0)
@@ -64,7 +66,7 @@ class CrossEntropyJaccard(keras.losses.Loss):
         labels, logits, labelled = _labelled_pixels(y_true, y_pred)
         pixel_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
         cross_entropy = tf.math.divide_no_nan(tf.reduce_sum(pixel_losses * labelled), tf.reduce_sum(labelled))
-        return cross_entropy + self.jaccard_weight * soft_jaccard_loss(y_true, y_pred)
+        return cross_entropy + self.jaccard_weight * _soft_jaccard(labels, logits, labelled)
 
     def get_config(self) -> dict:
         """The constructor's arguments, so a saved model reloads with its loss."""
