@@ -383,6 +383,32 @@ def test_time_budget_stops_training():
 
 
 @pytest.mark.slow
+def test_one_iterator_reads_the_training_data_for_the_whole_run(synthetic_pairs, tmp_path, monkeypatch):
+    """Keras replaces the iterator of a finite dataset after every epoch; freeing one it did not read to the
+    end can stall the next epoch's first step for seconds. train reads one repeated dataset instead, an
+    epoch still being one pass over the training pairs."""
+    import tensorflow as tf
+
+    started = []
+    real_iter = tf.data.Dataset.__iter__
+
+    def counting_iter(dataset):
+        started.append(int(dataset.cardinality()))
+        return real_iter(dataset)
+
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", counting_iter)
+    config = training.TrainConfig(
+        out=str(tmp_path / "run"), data=str(synthetic_pairs), backbone="small", image_size=48, batch_size=2,
+        epochs=3, limit=4, val_limit=1, tensorboard=False, precise_batch_norm=False,
+    )
+    result = training.train(config, verbose=0)
+    validation_batches = 1
+    training_iterators = [cardinality for cardinality in started if cardinality != validation_batches]
+    assert training_iterators == [int(tf.data.INFINITE_CARDINALITY)]
+    assert int(result.model.optimizer.iterations) == 3 * 2  # three passes over 4 pairs in batches of 2
+
+
+@pytest.mark.slow
 def test_live_view_writes_a_png_each_epoch_without_a_notebook(tmp_path):
     from PIL import Image
 

@@ -473,7 +473,11 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
     )
     run_list = run_callbacks(write_dir, monitor_name(model), config.tensorboard)
     model.fit(
-        training_targets(train_data, model),
+        # One iterator for the whole run, an epoch being one pass: Keras would otherwise replace the iterator
+        # of a finite dataset after every epoch, and freeing one that was not read to its end can stall the
+        # next epoch's first step for seconds (waiting on tf.data's threads).
+        training_targets(train_data, model).repeat(),
+        steps_per_epoch=train_batches,
         validation_data=training_targets(val_data, model),
         epochs=config.epochs,
         shuffle=False,  # the training pipeline shuffles, reproducibly from the seed
