@@ -23,6 +23,25 @@ def synthetic_pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic_pairs"), num_train=8, num_val=4, seed=0)
 
 
+@pytest.fixture(scope="session")
+def fine_detail_pairs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two train pairs whose 64x64 photo is 1-pixel black and white columns (all road): detail that shrinking
+    the scene to 32 px averages away. Lossless PNG content under the .jpg names."""
+    import numpy as np
+    from PIL import Image
+
+    from pspnet_lib.data import ids_to_colors
+
+    root = tmp_path_factory.mktemp("fine_detail_pairs")
+    photo = np.repeat((np.arange(64) % 2 * 255).astype(np.uint8)[None, :, None], 64, axis=0).repeat(3, axis=2)
+    labels = ids_to_colors(np.zeros((64, 64), np.uint8))
+    for split in ("train", "val"):
+        (root / split).mkdir()
+        for index in (1, 2):
+            Image.fromarray(np.concatenate([photo, labels], axis=1)).save(root / split / f"{index}.jpg", format="PNG")
+    return root
+
+
 REAL_PAIRS_MISSING = (
     "real Cityscapes pairs not found: set CITYSCAPES_PAIRS_DIR or see README 'Getting the real set'"
 )

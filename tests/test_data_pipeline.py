@@ -19,7 +19,7 @@ from pspnet_lib.data import (
     make_dataset,
     read_pair,
 )
-from pspnet_lib.data.pipeline import load_pair, scene_photos
+from pspnet_lib.data.pipeline import full_resolution_size, load_pair, scene_photos
 
 
 def batches(dataset, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -181,6 +181,29 @@ def test_crop_size_must_fit_the_scene_and_needs_augmentation(synthetic_pairs) ->
         make_dataset(synthetic_pairs, "train", image_size=32, crop_size=48)
     with pytest.raises(ValueError, match="crop_size"):
         make_dataset(synthetic_pairs, "val", image_size=64, crop_size=32)
+
+
+def test_full_resolution_crops_keep_the_detail_a_shrunk_scene_loses(fine_detail_pairs) -> None:
+    """Scaled 2x, a crop from the scene shrunk to 32 px is flat grey; from the 64 px pair, the columns are back."""
+    options = {"image_size": 32, "crop_size": 32, "scale_range": (2.0, 2.0), "batch_size": 2, "shuffle": False}
+    shrunk, shrunk_labels = next(iter(make_dataset(fine_detail_pairs, "train", **options)))
+    full, full_labels = next(iter(make_dataset(fine_detail_pairs, "train", full_resolution=True, **options)))
+    assert full.shape == shrunk.shape == (2, 32, 32, 3)
+    assert float(tf.math.reduce_std(shrunk)) < 0.05
+    np.testing.assert_allclose(np.abs(np.diff(full.numpy(), axis=2)), 1.0, atol=0.02)  # black, white, black...
+    assert (full_labels.numpy() == 0).all() and (shrunk_labels.numpy() == 0).all()  # all road, either way
+
+
+def test_full_resolution_size_grows_the_scene_to_the_files_own_size_at_most() -> None:
+    assert full_resolution_size((128, 128), (256, 256)) == (256, 256)
+    assert full_resolution_size((128, 256), (256, 256)) == (128, 256)  # the width already uses every pixel
+    assert full_resolution_size((96, 128), (256, 256)) == (192, 256)
+    assert full_resolution_size((256, 256), (128, 128)) == (256, 256)  # never smaller than asked
+
+
+def test_full_resolution_needs_augmentation(synthetic_pairs) -> None:
+    with pytest.raises(ValueError, match="full_resolution needs augment=True"):
+        make_dataset(synthetic_pairs, "val", image_size=32, full_resolution=True)
 
 
 def epochs(dataset, count: int = 2) -> list[np.ndarray]:

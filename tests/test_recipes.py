@@ -75,6 +75,23 @@ def test_training_crops_are_the_recipes_share_of_the_scene_except_for_a_fixed_si
         training.TrainConfig(out=str(tmp_path / "run"), image_size=64, crop_size=16)
 
 
+def test_the_cpu_recipe_cuts_its_crops_from_the_pairs_at_their_own_resolution(tmp_path, fine_detail_pairs):
+    """`load_datasets` follows the config: crops of the 64 px pairs keep their 1-pixel columns only with it on."""
+    assert RECIPES["cpu"].full_resolution_crops and not RECIPES["paper"].full_resolution_crops
+
+    def first_crops(**settings) -> np.ndarray:
+        config = training.TrainConfig(
+            out=str(tmp_path / "run"), recipe="cpu", image_size=32, crop_size=32, scale_range=(2.0, 2.0), **settings
+        )
+        train_data, _ = load_datasets(config, fine_detail_pairs)
+        return next(iter(train_data))[0].numpy()
+
+    assert np.abs(np.diff(first_crops(), axis=2)).min() > 0.95
+    assert np.abs(np.diff(first_crops(full_resolution_crops=False), axis=2)).max() < 0.1
+    with pytest.raises(ValueError, match="full_resolution_crops must be True or False, got 'yes'"):
+        training.TrainConfig(out=str(tmp_path / "run"), full_resolution_crops="yes")
+
+
 def test_a_time_budget_without_an_epoch_count_runs_until_the_budget(tmp_path):
     config = training.TrainConfig(out=str(tmp_path / "run"), max_minutes=10)
     assert config.epochs == UNTIL_THE_BUDGET

@@ -85,6 +85,13 @@ def validate_pair_file(path: str | Path, full_decode: bool = True) -> None:
         raise DataError(f"{path}: {problem}")
 
 
+def photo_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of the photo half of a pair file, read from its header."""
+    with Image.open(path) as image:
+        width, height = image.size
+    return height, width // 2
+
+
 def read_pair(path: str | Path, max_distance: float = DEFAULT_MAX_DISTANCE) -> tuple[np.ndarray, np.ndarray]:
     """Read one pair file: (photo uint8 (H, W, 3), train ids uint8 (H, W), 255 = ignore)."""
     validate_pair_file(path)

@@ -17,7 +17,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from pspnet_lib.data.locate import resolve_dataset_dirs
-from pspnet_lib.data.pairs import evenly_spaced, list_pairs, usable_pairs
+from pspnet_lib.data.pairs import evenly_spaced, list_pairs, photo_size, usable_pairs
 from pspnet_lib.data.palette import DEFAULT_MAX_DISTANCE, IGNORE_LABEL, decode_mask
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -121,7 +121,8 @@ def augment_batch(
     """Scale each scene of a batch to `scale_base` (default `size`) times a random scale, pad, crop `size`, flip.
 
     Image and label go through the same box: the image bilinearly (padding 0), the label with NEAREST
-    (padding IGNORE_LABEL). Returns (float32 images in the input's range, uint8 labels).
+    (padding IGNORE_LABEL). Boxes are relative to the scene, so scenes stored larger than `scale_base` give the
+    same crops, sampled from more pixels. Returns (float32 images in the input's range, uint8 labels).
     """
     count = tf.shape(labels)[0]
     boxes = random_boxes(count, size, scale_range, seed, scale_base or size)
@@ -153,6 +154,12 @@ def cache_file_name(cache: str | Path, paths: list[Path], size: tuple[int, int],
         stat = path.stat()
         fingerprint.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return f"{cache}-{fingerprint.hexdigest()[:12]}"
+
+
+def full_resolution_size(size: tuple[int, int], photo: tuple[int, int]) -> tuple[int, int]:
+    """`size` enlarged (aspect kept) as far as the files' own `photo` size allows; `size` when they are smaller."""
+    factor = max(1.0, min(photo[0] / size[0], photo[1] / size[1]))
+    return round(size[0] * factor), round(size[1] * factor)
 
 
 def fits_memory_budget(count: int, size: tuple[int, int], budget: int = MEMORY_CACHE_BUDGET_BYTES) -> bool:
@@ -198,6 +205,7 @@ def make_dataset(
     drop_remainder: bool = False,
     shuffle_buffer: int = 512,
     crop_size: int | tuple[int, int] | None = None,
+    full_resolution: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (image float32 [0, 1] (B, H, W, 3), label int32 (B, H, W)) from the pairs of `split` under `root`.
 
@@ -210,7 +218,9 @@ def make_dataset(
     deep inside TensorFlow mid-epoch. Augmentation is new every epoch and the same for two runs with one
     `seed`. `crop_size` (augmented batches only) cuts training crops of that size from scenes resized to
     `image_size`, each scene scaled by `scale_range` relative to its own size, as the paper's 713 px crops
-    of 2048x1024 Cityscapes scenes.
+    of 2048x1024 Cityscapes scenes. `full_resolution` (augmented batches only) keeps the scenes at the files' own
+    resolution (when larger than `image_size`) and cuts the same crops from there, so a crop shows the photo's
+    own detail instead of a scene first shrunk to `image_size` (and, scaled up, blurred); the labels too keep their thin objects.
     """
     size = image_hw(image_size)
     out_size = size if crop_size is None else image_hw(crop_size)
@@ -225,9 +235,12 @@ def make_dataset(
         raise ValueError(
             f"crop_size {crop_size!r} needs augment=True and must fit in image_size {image_size!r} (crops are cut from scenes)"
         )
+    if full_resolution and not augment:
+        raise ValueError("full_resolution needs augment=True (it changes where the augmented crops are cut from)")
     paths = usable_pairs(list_pairs(resolve_dataset_dirs(root).split(split))[:limit], skip_bad=skip_bad)
-    cache = fits_memory_budget(len(paths), size) if cache is None else cache
-    batches = scenes(paths, size, shuffle, cache, seed, shuffle_buffer, max_distance).batch(
+    scene_size = full_resolution_size(size, photo_size(paths[0])) if full_resolution else size
+    cache = fits_memory_budget(len(paths), scene_size) if cache is None else cache
+    batches = scenes(paths, scene_size, shuffle, cache, seed, shuffle_buffer, max_distance).batch(
         batch_size, drop_remainder=drop_remainder
     )
     epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)

@@ -30,6 +30,8 @@ class Recipe:
     precise_batch_norm: bool = False
     # Weight of the soft Jaccard term added to the main output's cross-entropy (losses.CrossEntropyJaccard); 0: none.
     jaccard_weight: float = 0.0
+    # Cut the training crops from the pairs at their own resolution, not from scenes shrunk to image_size.
+    full_resolution_crops: bool = False
 
     def validation_limit(self, train_images: int, at_least: int = 1) -> int | None:
         """How many of the first validation pairs each epoch scores: None for all, else the share, at least
@@ -47,11 +49,13 @@ RECIPES = {
     ),
     "cpu": Recipe(
         "cpu", "small", 128, 8, "adam", 2e-3, (0.75, 1.5), 0.75, 0.1,
-        "the small PSPNet on 128 px scenes, trained on 96 px crops (random scale 0.75-1.5, flips), Adam 2e-3 "
+        "the small PSPNet on 128 px scenes, trained on 96 px crops (random scale 0.75-1.5, flips) cut from the "
+        "pairs at their own resolution, Adam 2e-3 "
         "annealed (poly) to the time budget, cross-entropy plus a soft Jaccard (IoU) loss; validation on a fixed "
         "subset (a tenth of an epoch's training images); batch norm statistics of whole scenes for the final model",
         precise_batch_norm=True,
         jaccard_weight=1.0,
+        full_resolution_crops=True,
     ),
 }
 RECIPE_NAMES = tuple(RECIPES)

@@ -90,6 +90,8 @@ class TrainConfig:
     # Recompute batch norm statistics on whole training scenes before the last validation (one replica only);
     # None: the recipe's.
     precise_batch_norm: bool | None = None
+    # Cut training crops from the pairs at their own resolution (make_dataset's full_resolution); None: the recipe's.
+    full_resolution_crops: bool | None = None
     # None: NEW_LAYER_LR_MULTIPLIER (10) for the new layers when SGD starts from ImageNet weights, as the authors train; else 1.
     head_lr_multiplier: float | None = None
     mixed_precision: bool | None = None
@@ -143,8 +145,9 @@ class TrainConfig:
         val_limit = self.val_limit
         if val_limit is not None and (isinstance(val_limit, bool) or not isinstance(val_limit, int) or val_limit < 1):
             raise ValueError(f"val_limit must be a positive int or None, got {self.val_limit!r}")
-        if not isinstance(self.precise_batch_norm, bool):
-            raise ValueError(f"precise_batch_norm must be True or False, got {self.precise_batch_norm!r}")
+        for name in ("precise_batch_norm", "full_resolution_crops"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.head_lr_multiplier is not None:
@@ -164,7 +167,9 @@ class TrainConfig:
             self.spec = models.NetworkSpec.from_dict(self.spec)
         if self.backbone is None:
             self.backbone = self.spec.backbone if isinstance(self.spec, models.NetworkSpec) else recipe.backbone
-        for name in ("image_size", "batch_size", "optimizer", "scale_range", "precise_batch_norm", "jaccard_weight"):
+        for name in (
+            "image_size", "batch_size", "optimizer", "scale_range", "precise_batch_norm", "jaccard_weight", "full_resolution_crops"
+        ):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(recipe, name))
         if self.lr is None:  # the recipe's rate belongs to its optimiser; another one keeps its own default
@@ -366,7 +371,7 @@ def load_datasets(config: TrainConfig, root: Path):
     train_data = data.make_dataset(
         root, "train", augment=True, shuffle=True, limit=config.limit, scale_range=config.scale_range,
         crop_size=None if config.crop_size == config.image_size else config.crop_size,
-        **common
+        full_resolution=config.full_resolution_crops, **common
     )
     train_images = count_batches(train_data) * config.batch_size
     share_limit = get_recipe(config.recipe).validation_limit(train_images, at_least=config.batch_size)
