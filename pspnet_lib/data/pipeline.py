@@ -1,7 +1,7 @@
 """The tf.data input pipeline: pair files -> (image float32 [0, 1] (B, H, W, 3), label int32 (B, H, W)).
 
 Stages: read and decode each file once (JPEG, colour -> class ids), resize it to the working size
-(labels with NEAREST) and keep it as uint8; cache those small pairs (in memory when they fit a budget,
+(labels with NEAREST; training crops may instead be cut from the files' own resolution) and keep it as uint8; cache those small pairs (in memory when they fit a budget,
 or in a file), so later epochs skip the JPEG and colour work; shuffle; batch; then augment whole batches
 in one op (random scale, pad, crop and flip of image and label through the same boxes of
 `tf.image.crop_and_resize`). The random numbers come from a seeded stream that is re-drawn every epoch
@@ -210,8 +210,8 @@ def make_dataset(
     """Batches of (image float32 [0, 1] (B, H, W, 3), label int32 (B, H, W)) from the pairs of `split` under `root`.
 
     `augment` and `shuffle` default to on for "train" only. `cache` keeps the decoded pairs (uint8, at
-    `image_size`) after the first epoch: None (default) in memory when they fit
-    `MEMORY_CACHE_BUDGET_BYTES` (2975 pairs at 256 px: 0.8 GB), else not at all; True in memory; a path
+    `image_size`, or their own size with `full_resolution`) after the first epoch: None (default) in memory
+    when they fit `MEMORY_CACHE_BUDGET_BYTES` (2975 pairs at 256 px: 0.8 GB), else not at all; True in memory; a path
     in files named after it (plus a fingerprint of the set); False never. `limit` takes the first files
     only; `skip_bad` leaves unusable files out with a warning instead of raising. Every file is fully
     decoded once up front (~0.5 ms each), so a corrupt file is reported by name here rather than failing
