@@ -29,7 +29,12 @@ from pspnet_lib.training.devices import (
     visible_gpus,
 )
 from pspnet_lib.training.losses import (
-    AUX_WEIGHT, CrossEntropyJaccard, PaletteColorMSE, PaletteColourMSE, segmentation_loss, soft_jaccard_loss,
+    AUX_WEIGHT,
+    CrossEntropyJaccard,
+    PaletteColorMSE,
+    PaletteColourMSE,
+    segmentation_loss,
+    soft_jaccard_loss,
 )
 from pspnet_lib.training.optimizers import PaperSGD, build_optimizer, poly_schedule
 from pspnet_lib.training.recipes import RECIPES, Recipe, default_recipe_name, get_recipe
