@@ -48,8 +48,8 @@ RECIPES = {
         "flips, aux loss 0.4; validation on the whole val split every epoch",
     ),
     "cpu": Recipe(
-        "cpu", "small", 128, 8, "adam", 2e-3, (0.75, 1.5), 0.75, 0.1,
-        "the small PSPNet on 128 px scenes, trained on 96 px crops (random scale 0.75-1.5, flips) cut from the "
+        "cpu", "small", 128, 8, "adam", 2e-3, (0.75, 1.5), 0.875, 0.1,
+        "the small PSPNet on 128 px scenes, trained on 112 px crops (random scale 0.75-1.5, flips) cut from the "
         "pairs at their own resolution, Adam 2e-3 "
         "annealed (poly) to the time budget, cross-entropy plus a soft Jaccard (IoU) loss; validation on a fixed "
         "subset (a tenth of an epoch's training images); batch norm statistics of whole scenes for the final model",
