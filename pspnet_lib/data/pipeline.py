@@ -1,12 +1,12 @@
 """The tf.data input pipeline: pair files -> (image float32 [0, 1] (B, H, W, 3), label int32 (B, H, W)).
 
 Stages: read and decode each file once (JPEG, colour -> class ids), resize it to the working size
-(labels with NEAREST; training crops may instead be cut from the files' own resolution) and keep it as uint8; cache those small pairs (in memory when they fit a budget,
-or in a file), so later epochs skip the JPEG and colour work; shuffle; batch; then augment whole batches
-in one op (random scale, pad, crop and flip of image and label through the same boxes of
-`tf.image.crop_and_resize`). The random numbers come from a seeded stream that is re-drawn every epoch
-(`tf.data.Dataset.random(rerandomize_each_iteration=True)`): each epoch sees new crops, and two runs
-with one seed see the same ones.
+(labels with NEAREST; training crops may instead be cut from the files' own resolution) and keep it as
+uint8; cache those small pairs (in memory when they fit a budget, or in a file), so later epochs skip the
+JPEG and colour work; shuffle; batch; then augment whole batches in one op (random scale, pad, crop and
+flip of image and label through the same boxes of `tf.image.crop_and_resize`). The random numbers come
+from a seeded stream that is re-drawn every epoch (`tf.data.Dataset.random(rerandomize_each_iteration=True)`):
+each epoch sees new crops, and two runs with one seed see the same ones.
 """
 
 from __future__ import annotations
