@@ -62,4 +62,6 @@ def _onednn_state(first_import: str, **env: str) -> str:
 def test_importing_the_library_first_turns_on_tensorflows_onednn_kernels_on_x86() -> None:
     assert _onednn_state("pspnet_lib") == "1 True"
     assert _onednn_state("pspnet_lib", TF_ENABLE_ONEDNN_OPTS="0") == "0 False"  # the user's choice stands
-    assert _onednn_state("tensorflow, pspnet_lib") == "None False"  # too late to matter: left alone
+    # Too late to matter: the library leaves the variable alone. Whether TensorFlow then uses oneDNN is its
+    # own choice, which depends on the CPU (on by itself with AVX-512 deep-learning instructions): not asserted.
+    assert _onednn_state("tensorflow, pspnet_lib").split()[0] == "None"
