@@ -55,6 +55,8 @@ def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as error:
+        raise DataError(f"cannot read image {path}: {error} (shrink it first)") from error
     except (OSError, UnidentifiedImageError) as error:
         raise DataError(f"cannot read image {path}: expected a JPEG or PNG photo or Kaggle pair ({error})") from error
 
