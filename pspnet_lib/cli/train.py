@@ -182,7 +182,6 @@ def _run_settings(run_dir: Path) -> tuple[Path, dict]:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a split and print a table or one JSON line."""
     from pspnet_lib import data, inference
-
     from pspnet_lib.training.run import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_labels
 
     if args.image_size is not None and not MIN_IMAGE_SIZE <= args.image_size <= MAX_IMAGE_SIZE:
