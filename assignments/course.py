@@ -251,12 +251,13 @@ def collect_submissions(
 
 
 def _graded_cell_ids(course_dir: Path, name: str) -> set[str]:
-    """The nbgrader grade ids of the graded and locked cells of assignment `name` (its source notebooks)."""
+    """The nbgrader grade ids of the answer and test cells of assignment `name` (its source notebooks); locked
+    cells alone are left out, since assignments share some (their `setup` cell)."""
     ids = set()
     for path in (course_dir / "source" / name).glob("*.ipynb"):
         for cell in json.loads(path.read_text()).get("cells", []):
             nbgrader = cell.get("metadata", {}).get("nbgrader", {})
-            if nbgrader.get("grade_id") and (nbgrader.get("grade") or nbgrader.get("solution") or nbgrader.get("locked")):
+            if nbgrader.get("grade_id") and (nbgrader.get("grade") or nbgrader.get("solution")):
                 ids.add(nbgrader["grade_id"])
     return ids
 
