@@ -281,6 +281,21 @@ def notebook_problem(content: bytes, name: str, graded_ids: set[str]) -> str | N
     return problem
 
 
+def unusable_submissions(course_dir: Path, selected: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Why each (assignment, student) of `selected` cannot be graded (`notebook_problem` of its notebooks), by pair;
+    a submission folder without a notebook is one too. Usable submissions are left out."""
+    problems = {}
+    for name, student in selected:
+        graded_ids = _graded_cell_ids(course_dir, name)
+        notebooks = sorted((course_dir / "submitted" / student / name).glob("*.ipynb"))
+        found = [f"{path.name}: {problem}" for path in notebooks if (problem := notebook_problem(path.read_bytes(), name, graded_ids))]
+        if not notebooks:
+            found = ["no .ipynb file in the submission folder"]
+        if found:
+            problems[(name, student)] = "; ".join(found)
+    return problems
+
+
 def _download_entries(download: Path):
     """(path inside the download, bytes, upload time or None) of every file, opening zips inside zips."""
     import datetime
@@ -488,6 +503,9 @@ def run_command(arguments: argparse.Namespace) -> int:
         return 1 if bad else 0
     check_grade_arguments(arguments, course_dir)
     due = parse_due(arguments.due) if arguments.due is not None else None
+    selected = submissions(course_dir, arguments.names, arguments.student)
+    for (name, student), problem in unusable_submissions(course_dir, selected).items():
+        print(f"{student}: {name}: {problem}: it cannot be graded", file=sys.stderr, flush=True)
     limits = GradingLimits(arguments.timeout, arguments.notebook_timeout, arguments.memory_gb, arguments.workers)
     run = grade(course_dir, names=arguments.names, students=arguments.student, limits=limits, due=due)
     print(f"grades: {run.grades_csv}\nfeedback: {len(run.feedback_dirs)} submission(s) under {course_dir / 'feedback'}")

@@ -417,3 +417,10 @@ def test_collect_names_every_submission_that_cannot_be_graded_by_student_and_fil
     ]
     assert (course_dir / "submitted" / "bob" / A1 / f"{A1}.ipynb").read_bytes() == good
     assert (course_dir / "submitted" / "alice" / A1 / f"{A1}.ipynb").read_bytes() == good  # untouched
+    problems = course.unusable_submissions(course_dir, course.submissions(course_dir))  # what grading screens
+    assert problems == {
+        (A1, "carol"): f"{A1}.ipynb: not a notebook (the file is not JSON)",
+        (A1, "dave"): f"{A1}.ipynb: the file is empty",
+        (A1, "erin"): f"{A1}.ipynb: a notebook without cells",
+        (A1, "frank"): f"{A1}.ipynb: not a notebook of {A1} (none of its graded cells)",
+    }
