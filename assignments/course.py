@@ -390,7 +390,7 @@ def check_kit_output(output: Path, project_dir: Path = PROJECT_DIR) -> Path:
     ours = is_kit_folder(resolved)
     if resolved.is_dir() and any(resolved.iterdir()) and not ours:
         raise ValueError(
-            f"--output {output} already holds files that `kit` did not write (no {KIT_MARKER}): choose a new or empty folder"
+            f"--output {output} already holds files that `kit` did not write: choose a new or empty folder"
         )
     archive = resolved.parent / f"{resolved.name}.zip"
     if archive.exists() and not (ours and archive.is_file()):

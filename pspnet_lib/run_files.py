@@ -65,7 +65,8 @@ def history_csv(rows: list[dict[str, float]]) -> str:
 
 
 def check_writable_folder(folder: str | Path, option: str, markers: tuple[str, ...], what: str) -> Path:
-    """`folder` when a command may write into it: new, empty, or holding one of `markers` (files that command wrote).
+    """`folder` when a command may write into it: new, empty, or holding one of `markers` (files that command wrote;
+    none: only a new or empty folder).
 
     Anything else (a file, a folder holding the user's own files, a parent of the checkout) is refused with
     ValueError naming `option` and the folder as the user typed it: the command never overwrites or deletes what it
@@ -79,8 +80,7 @@ def check_writable_folder(folder: str | Path, option: str, markers: tuple[str, .
         raise ValueError(f"{option} {shown} is a file: expected a folder for {what}")
     if path.is_dir() and any(path.iterdir()) and not any((path / marker).exists() for marker in markers):
         raise ValueError(
-            f"{option} {shown} already holds files this command did not write (no {markers[0]}): "
-            "choose a new or empty folder"
+            f"{option} {shown} already holds files this command did not write: choose a new or empty folder"
         )
     existing = next((parent for parent in (path, *path.absolute().parents) if parent.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):

@@ -25,7 +25,7 @@ import keras
 from pspnet_lib import data, models
 from pspnet_lib.data.pipeline import check_scale_range, scene_photos
 from pspnet_lib.metrics import segmentation_metrics
-from pspnet_lib.run_files import check_writable_folder, claim_folder
+from pspnet_lib.run_files import check_writable_folder
 from pspnet_lib.training.callbacks import (
     PRECISE_BN_SCENES,
     PreciseBatchNorm,
@@ -63,7 +63,6 @@ RESUME_FIELDS = (
     *ARCHITECTURE_FIELDS, "weights", "batch_size", "lr", "optimizer", "crop_size", "scale_range", "aux_weight",
     "jaccard_weight", "head_lr_multiplier", "seed", "limit",
 )
-RUN_MARKER = ".pspnet-run"  # written into a run folder when training starts there
 BACKUP_METADATA = "training_metadata.json"  # keras.callbacks.BackupAndRestore's files in backup/
 BACKUP_WEIGHTS = "latest.weights.h5"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -410,9 +409,7 @@ def check_labels(root: Path, split: str = "train", sample: int = 16) -> None:
 
 
 def is_run_folder(run_dir: Path) -> bool:
-    """True when `run_dir` was written by `train`: it holds RUN_MARKER, or (older runs) a config.json of a run."""
-    if (run_dir / RUN_MARKER).is_file():
-        return True
+    """True when `run_dir` was written by `train`: it holds a run's config.json (written before anything else)."""
     try:
         saved = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):
@@ -463,7 +460,7 @@ def check_run_dir(config: TrainConfig) -> None:
     if not str(config.out).strip():
         raise ValueError("--out is empty: expected a run folder (new or of an interrupted run)")
     if not is_run_folder(run_dir):
-        check_writable_folder(config.out, "--out", (RUN_MARKER,), "a training run")
+        check_writable_folder(config.out, "--out", (), "a training run")
     if (run_dir / "model.keras").is_file() and not is_resuming(config):
         raise ValueError(f"{config.out} already holds a finished run (model.keras); choose another --out folder")
     saved_path = run_dir / "config.json"
@@ -518,8 +515,6 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
             new_layer_lr_multiplier=config.new_layer_lr_multiplier,
         )
         compile_for_training(model, optimizer, config.aux_weight, plan.jit_compile, config.jaccard_weight)
-    if write_dir == config.run_dir:
-        claim_folder(config.out, "--out", (RUN_MARKER, "config.json"), "a training run")  # check_run_dir checked it
     atomic_write_text(write_dir / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
     final_pass, final_pass_share = [], 0.0
     # One replica only: the eager pass is not run under a distribution strategy (the multi-GPU paper recipe
