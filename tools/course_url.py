@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +54,8 @@ def notebook_paths(root: Path = ROOT) -> list[Path]:
 
 def course_url(root: Path = ROOT) -> str:
     """The course's public address, read from pyproject.toml's [tool.pspnet-course] url."""
+    import tomllib  # Python 3.11+: here, so that `--check` runs on any python3 before `make setup`
+
     pyproject = root / "pyproject.toml"
     url = tomllib.loads(pyproject.read_text())["tool"]["pspnet-course"]["url"]
     return check_url(url, source=str(pyproject))
