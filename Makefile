@@ -128,9 +128,13 @@ lint: setup
 	$(BIN)/ruff check pspnet_lib tests bench tools assignments/course.py
 
 # Point the course at a fork: the notebooks' first cell, the README's Colab/Kaggle links, pyproject's url.
-course-url: setup
-	@test -n "$(URL)" || { echo "usage: make course-url URL=https://github.com/ORG/REPO"; exit 2; }
-	$(BIN)/python tools/course_url.py "$(URL)"
+# URL reaches the shell in single quotes (each ' in it escaped), and is checked before anything is installed.
+QUOTED_URL = '$(subst ','\'',$(URL))'
+course-url:
+	@test -n $(QUOTED_URL) || { echo "usage: make course-url URL=https://github.com/ORG/REPO"; exit 2; }
+	@$(PYTHON) tools/course_url.py --check $(QUOTED_URL)
+	@$(MAKE) --no-print-directory setup
+	$(BIN)/python tools/course_url.py $(QUOTED_URL)
 
 # The library alone, as a wheel and an sdist in dist/ (pip install dist/pspnet_course-*.whl).
 dist: setup

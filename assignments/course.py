@@ -38,6 +38,7 @@ DEFAULT_KIT_DIR = PROJECT_DIR / "dist" / "student-kit"
 KIT_FILES = ("README.md", "LICENSE", "pyproject.toml", "Makefile", "environment.yml")
 KIT_FOLDERS = ("pspnet_lib", "notebooks", "assignments/release")
 KIT_README = COURSE_DIR / "kit_readme.md"  # becomes assignments/README.md in the kit (the students' instructions)
+KIT_MARKER = ".pspnet-student-kit"  # written into a kit folder: only such a folder (or a new, empty one) is replaced
 KIT_SKIPPED = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.npz", "*.pyc")
 
 
@@ -208,11 +209,22 @@ def collect(download: Path, name: str, course_dir: Path = COURSE_DIR, pattern: s
 
     The student id is the `student` group of `pattern` matched against each file's name (default: the text
     before the first underscore, as Moodle and Canvas name their downloads); the upload time stored in the zip
-    becomes nbgrader's timestamp.txt, so late work is recognised. Returns the notebooks written.
+    becomes nbgrader's timestamp.txt, so late work is recognised. Returns the notebooks written; a submission that
+    cannot be graded (`notebook_problem`) is written too, and listed in `collect_problems`.
     """
+    return [notebook for notebook, _ in collect_submissions(download, name, course_dir, pattern)]
+
+
+def collect_submissions(
+    download: Path, name: str, course_dir: Path = COURSE_DIR, pattern: str = r"^(?P<student>[A-Za-z0-9.-]+)_"
+) -> list[tuple[Path, str | None]]:
+    """`collect`, returning (notebook written, why it cannot be graded or None) for every submission."""
     if name not in assignment_names(course_dir):
         raise ValueError(f"unknown assignment {name!r}: expected one of {assignment_names(course_dir)}")
     matcher = re.compile(pattern)
+    if "student" not in matcher.groupindex:
+        raise ValueError(f"--pattern {pattern!r} has no group named 'student', e.g. ^(?P<student>[A-Za-z0-9.-]+)_")
+    graded_ids = _graded_cell_ids(course_dir, name)
     written = []
     for entry_name, content, when in _download_entries(Path(download)):
         if not entry_name.endswith(".ipynb") or "/." in f"/{entry_name}" or "__MACOSX" in entry_name:
@@ -220,16 +232,68 @@ def collect(download: Path, name: str, course_dir: Path = COURSE_DIR, pattern: s
         found = next((matcher.search(part) for part in reversed(Path(entry_name).parts) if matcher.search(part)), None)
         if found is None:
             raise ValueError(f"{download}: cannot find a student id in {entry_name!r} with pattern {pattern!r}")
-        folder = course_dir / "submitted" / found["student"] / name
+        student = found["student"]
+        if not student or student.startswith(".") or "/" in student or "\\" in student:
+            raise ValueError(f"{download}: {entry_name!r} gives the student id {student!r}: expected a name, not a path")
+        folder = course_dir / "submitted" / student / name
         folder.mkdir(parents=True, exist_ok=True)
         notebook = folder / f"{name}.ipynb"
         notebook.write_bytes(content)
         if when is not None:
             (folder / "timestamp.txt").write_text(when.strftime("%Y-%m-%d %H:%M:%S UTC"))
-        written.append(notebook)
+        written.append((notebook, entry_name, notebook_problem(content, name, graded_ids)))
     if not written:
         raise ValueError(f"{download} holds no .ipynb file: expected the LMS download of {name}")
-    return written
+    for notebook, entry_name, problem in written:
+        if problem:
+            print(f"{notebook.parent.parent.name}: {entry_name}: {problem}: it scores 0 when graded", file=sys.stderr)
+    return [(notebook, problem) for notebook, _, problem in written]
+
+
+def _graded_cell_ids(course_dir: Path, name: str) -> set[str]:
+    """The nbgrader grade ids of the answer and test cells of assignment `name` (its source notebooks); locked
+    cells alone are left out, since assignments share some (their `setup` cell)."""
+    ids = set()
+    for path in (course_dir / "source" / name).glob("*.ipynb"):
+        for cell in json.loads(path.read_text()).get("cells", []):
+            nbgrader = cell.get("metadata", {}).get("nbgrader", {})
+            if nbgrader.get("grade_id") and (nbgrader.get("grade") or nbgrader.get("solution")):
+                ids.add(nbgrader["grade_id"])
+    return ids
+
+
+def notebook_problem(content: bytes, name: str, graded_ids: set[str]) -> str | None:
+    """Why a submitted notebook of assignment `name` cannot be graded (empty, not JSON, no cells, another
+    assignment's), or None when it is a notebook holding at least one of `graded_ids` (its graded cells)."""
+    if not content.strip():
+        problem = "the file is empty"
+    else:
+        try:
+            notebook = json.loads(content)
+        except (ValueError, UnicodeDecodeError):
+            return "not a notebook (the file is not JSON)"
+        cells = notebook.get("cells") if isinstance(notebook, dict) else None
+        if not isinstance(cells, list) or not cells:
+            problem = "a notebook without cells"
+        else:
+            ids = {cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in cells if isinstance(cell, dict)}
+            problem = None if not graded_ids or ids & graded_ids else f"not a notebook of {name} (none of its graded cells)"
+    return problem
+
+
+def unusable_submissions(course_dir: Path, selected: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Why each (assignment, student) of `selected` cannot be graded (`notebook_problem` of its notebooks), by pair;
+    a submission folder without a notebook is one too. Usable submissions are left out."""
+    problems = {}
+    for name, student in selected:
+        graded_ids = _graded_cell_ids(course_dir, name)
+        notebooks = sorted((course_dir / "submitted" / student / name).glob("*.ipynb"))
+        found = [f"{path.name}: {problem}" for path in notebooks if (problem := notebook_problem(path.read_bytes(), name, graded_ids))]
+        if not notebooks:
+            found = ["no .ipynb file in the submission folder"]
+        if found:
+            problems[(name, student)] = "; ".join(found)
+    return problems
 
 
 def _download_entries(download: Path):
@@ -238,25 +302,37 @@ def _download_entries(download: Path):
     import io
     import zipfile
 
+    def opened(source, shown: str) -> zipfile.ZipFile:
+        try:
+            return zipfile.ZipFile(source)
+        except (zipfile.BadZipFile, OSError) as error:
+            raise ValueError(f"{shown} is not a readable zip file ({error}): expected the LMS download of the submissions") from error
+
     def from_zip(archive: zipfile.ZipFile, prefix: str):
         for info in archive.infolist():
             if info.is_dir():
                 continue
-            content = archive.read(info)
+            try:
+                content = archive.read(info)
+            except (zipfile.BadZipFile, OSError, RuntimeError) as error:  # RuntimeError: an encrypted member
+                raise ValueError(f"{download}: cannot read {prefix}{info.filename} from the zip ({error})") from error
             when = datetime.datetime(*info.date_time, tzinfo=datetime.UTC)
             if info.filename.endswith(".zip"):
-                yield from from_zip(zipfile.ZipFile(io.BytesIO(content)), prefix + Path(info.filename).stem + "/")
+                inner = opened(io.BytesIO(content), f"{download}: {prefix}{info.filename}")
+                yield from from_zip(inner, prefix + Path(info.filename).stem + "/")
             else:
                 yield prefix + info.filename, content, when
 
+    if not download.exists():
+        raise ValueError(f"{download} does not exist: expected the LMS download of the submissions (a .zip or a folder)")
     if download.is_dir():
         for path in sorted(download.rglob("*")):
             if path.suffix == ".zip":
-                yield from from_zip(zipfile.ZipFile(path), path.relative_to(download).with_suffix("").as_posix() + "/")
+                yield from from_zip(opened(path, str(path)), path.relative_to(download).with_suffix("").as_posix() + "/")
             elif path.is_file():
                 yield path.relative_to(download).as_posix(), path.read_bytes(), None
     elif download.suffix == ".zip":
-        yield from from_zip(zipfile.ZipFile(download), "")
+        yield from from_zip(opened(download, str(download)), "")
     else:
         raise ValueError(f"{download} is neither a folder nor a .zip: expected the LMS download of the submissions")
 
@@ -276,10 +352,11 @@ def student_kit(
     """Write what students get (released assignments `names`, default all) into `output` and `output`.zip."""
     selected = _check_names(names, assignment_names(project_dir / "assignments"))
     sources = _kit_sources(project_dir)
-    output = Path(output).resolve()
-    if project_dir.resolve() in (output, *output.parents) and "dist" not in output.relative_to(project_dir.resolve()).parts:
-        raise ValueError(f"--output {output} is inside the project but not under dist/: choose dist/<name> or a folder elsewhere")
-    shutil.rmtree(output, ignore_errors=True)
+    shown, output = output, check_kit_output(Path(output), project_dir)
+    if output.exists():  # a kit written before (check_kit_output made sure): replaced as a whole
+        shutil.rmtree(output)
+    output.mkdir(parents=True)
+    (output / KIT_MARKER).write_text("Written by `course.py kit`: the next `kit` run replaces this folder.\n")
     for path in sources:
         target = output / path.relative_to(project_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -293,7 +370,40 @@ def student_kit(
     shutil.copy2(KIT_README, output / "assignments" / "README.md")
     if make_zip:
         shutil.make_archive(str(output), "zip", root_dir=output.parent, base_dir=output.name)
-    return output
+    return Path(shown)
+
+
+def check_kit_output(output: Path, project_dir: Path = PROJECT_DIR) -> Path:
+    """`output` resolved, when `kit` may write it: a new or empty folder, or a kit folder it wrote (KIT_MARKER).
+
+    ValueError naming --output as typed for anything else: a file, a folder holding other files, the project or a
+    folder containing it, a folder inside the project but not under dist/, or an existing `output`.zip that is not
+    the zip of a kit written there.
+    """
+    resolved, project = output.resolve(), project_dir.resolve()
+    if resolved == project or resolved in project.parents:
+        raise ValueError(f"--output {output} holds the project itself: choose a new folder, e.g. dist/student-kit")
+    if project in resolved.parents and "dist" not in resolved.relative_to(project).parts:
+        raise ValueError(f"--output {output} is inside the project but not under dist/: choose dist/<name> or a folder elsewhere")
+    if resolved.exists() and not resolved.is_dir():
+        raise ValueError(f"--output {output} is a file: expected a folder for the student kit")
+    ours = is_kit_folder(resolved)
+    if resolved.is_dir() and any(resolved.iterdir()) and not ours:
+        raise ValueError(
+            f"--output {output} already holds files that `kit` did not write: choose a new or empty folder"
+        )
+    archive = resolved.parent / f"{resolved.name}.zip"
+    if archive.exists() and not (ours and archive.is_file()):
+        raise ValueError(f"--output {output}: {output}.zip already exists and is not a kit's zip: move it or choose another folder")
+    return resolved
+
+
+def is_kit_folder(folder: Path) -> bool:
+    """True when `folder` holds a student kit written by `kit` (its marker, or the kit's README of older kits)."""
+    if (folder / KIT_MARKER).is_file():
+        return True
+    readme = folder / "assignments" / "README.md"
+    return readme.is_file() and readme.read_bytes() == KIT_README.read_bytes()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -323,10 +433,60 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_due(text: str) -> str:
+    """`--due` as nbgrader's "YYYY-MM-DD HH:MM:SS UTC"; ValueError naming it unless it is an ISO date and time.
+
+    "2026-06-01 17:00", "2026-06-01T17:00:00+02:00" and "2026-06-01 17:00:00 UTC" are accepted (no offset: UTC).
+    """
+    import datetime
+
+    try:
+        when = datetime.datetime.fromisoformat(re.sub(r"\s*(UTC|Z)$", "", text.strip(), flags=re.I))
+    except ValueError:
+        raise ValueError(
+            f'--due {text!r} is not a date: expected "YYYY-MM-DD HH:MM:SS UTC", e.g. "2026-06-01 17:00:00 UTC"'
+        ) from None
+    if when.tzinfo is not None:
+        when = when.astimezone(datetime.UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def check_grade_arguments(arguments: argparse.Namespace, course_dir: Path) -> None:
+    """ValueError naming the first `grade` argument that cannot work: an unknown assignment, a student without a
+    submission (of the named assignments), or a limit that is not positive."""
+    names = _check_names(arguments.names, assignment_names(course_dir)) if arguments.names else []
+    submitted = submissions(course_dir, names)
+    students = sorted({student for _, student in submitted})
+    missing = [student for student in arguments.student if student not in students]
+    if missing:
+        which = f" of {', '.join(names)}" if names else ""
+        raise ValueError(
+            f"--student {missing[0]}: no submission{which} in {course_dir / 'submitted'} "
+            f"(students who submitted: {', '.join(students) or 'none'})"
+        )
+    for option, value in (("--timeout", arguments.timeout), ("--notebook-timeout", arguments.notebook_timeout),
+                          ("--workers", arguments.workers)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{option} must be a positive number, got {value}")
+    if not arguments.memory_gb >= 0:
+        raise ValueError(f"--memory-gb must be >= 0 (0: no limit), got {arguments.memory_gb}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the requested command; exit status 1 when any assignment could not be graded."""
+    """Run the requested command; bad input is one `error:` line and exit status 1, and so is a failed grading."""
     arguments = _parser().parse_args(argv)
+    try:
+        return run_command(arguments)
+    except (ValueError, OSError) as error:  # what a user's input can cause; nbgrader's own failures are logged
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def run_command(arguments: argparse.Namespace) -> int:
+    """The body of `main`: run one parsed command."""
     course_dir = arguments.course_dir.resolve()
+    if not (course_dir / "source").is_dir():
+        raise ValueError(f"--course-dir {arguments.course_dir}: no source/ folder there (expected an nbgrader course directory)")
     if arguments.command == "release":
         for folder in release(course_dir, arguments.names):
             print(f"released {folder.relative_to(course_dir)}")
@@ -336,11 +496,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"student kit: {folder}" + ("" if arguments.no_zip else f" and {folder}.zip"))
         return 0
     if arguments.command == "collect":
-        written = collect(arguments.download, arguments.name, course_dir, arguments.pattern)
-        print(f"collected {len(written)} notebook(s) into {course_dir / 'submitted'}")
-        return 0
+        collected = collect_submissions(arguments.download, arguments.name, course_dir, arguments.pattern)
+        bad = [notebook for notebook, problem in collected if problem]
+        print(f"collected {len(collected)} notebook(s) into {course_dir / 'submitted'}"
+              + (f"; {len(bad)} cannot be graded (listed above)" if bad else ""))
+        return 1 if bad else 0
+    check_grade_arguments(arguments, course_dir)
+    due = parse_due(arguments.due) if arguments.due is not None else None
+    selected = submissions(course_dir, arguments.names, arguments.student)
+    for (name, student), problem in unusable_submissions(course_dir, selected).items():
+        print(f"{student}: {name}: {problem}: it cannot be graded", file=sys.stderr, flush=True)
     limits = GradingLimits(arguments.timeout, arguments.notebook_timeout, arguments.memory_gb, arguments.workers)
-    run = grade(course_dir, names=arguments.names, students=arguments.student, limits=limits, due=arguments.due)
+    run = grade(course_dir, names=arguments.names, students=arguments.student, limits=limits, due=due)
     print(f"grades: {run.grades_csv}\nfeedback: {len(run.feedback_dirs)} submission(s) under {course_dir / 'feedback'}")
     print(f"A3 and A4 were scored on {GRADED_DATA}")
     if run.failed:

@@ -17,9 +17,22 @@ ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 X86_MACHINES = {"x86_64", "amd64"}
 
 
+FAST_ON = ("1", "true", "yes", "on")
+FAST_OFF = ("", "0", "false", "no", "off")
+
+
 def fast_mode() -> bool:
-    """True when `PSPNET_FAST` is set to 1/true/yes (CI sets it): shrink data and steps."""
-    return os.environ.get(FAST_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    """True when `PSPNET_FAST` is set to 1/true/yes/on (CI sets it): shrink data and steps.
+
+    Unset or 0/false/no/off means off; any other value is a ValueError naming it, not a silent "off".
+    """
+    value = os.environ.get(FAST_ENV, "").strip().lower()
+    if value not in FAST_ON + FAST_OFF:
+        raise ValueError(
+            f"{FAST_ENV}={os.environ[FAST_ENV]!r}: expected one of {', '.join(FAST_ON)} (fast mode) or "
+            f"0, false, no, off or unset (default mode)"
+        )
+    return value in FAST_ON
 
 
 def prefer_onednn_kernels() -> None:

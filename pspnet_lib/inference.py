@@ -29,6 +29,21 @@ overlay_colours = overlay_colors  # deprecated spelling, kept for old notebooks
 
 
 
+# `predict` shrinks a larger photo to this many pixels on its longer side (a 12000x9000 photo would take hours on a
+# CPU at full size; the course's networks are trained on 256 px scenes).
+MAX_PREDICT_SIDE = 2048
+
+
+def fit_within(photo: np.ndarray, max_side: int = MAX_PREDICT_SIDE) -> np.ndarray:
+    """`photo` (H, W, 3) shrunk (area-averaged) so that its longer side is at most `max_side`; unchanged when it is."""
+    height, width = photo.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return photo
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return tf.image.resize(photo, size, method="area").numpy()
+
+
 def check_images(images: np.ndarray) -> np.ndarray:
     """`images` as float32 (B, H, W, 3); ValueError for any other shape."""
     images = np.asarray(images, dtype=np.float32)

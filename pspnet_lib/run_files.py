@@ -62,3 +62,40 @@ def history_csv(rows: list[dict[str, float]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def check_writable_folder(folder: str | Path, option: str, markers: tuple[str, ...], what: str) -> Path:
+    """`folder` when a command may write into it: new, empty, or holding one of `markers` (files that command wrote;
+    none: only a new or empty folder).
+
+    Anything else (a file, a folder holding the user's own files, a parent of the checkout) is refused with
+    ValueError naming `option` and the folder as the user typed it: the command never overwrites or deletes what it
+    did not create. `what` says what the folder is for, e.g. "the overlays". Nothing is created here.
+    """
+    shown = str(folder)
+    if not shown.strip():
+        raise ValueError(f"{option} is empty: expected a folder for {what}")
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {shown} is a file: expected a folder for {what}")
+    if path.is_dir() and any(path.iterdir()) and not any((path / marker).exists() for marker in markers):
+        raise ValueError(
+            f"{option} {shown} already holds files this command did not write: choose a new or empty folder"
+        )
+    existing = next((parent for parent in (path, *path.absolute().parents) if parent.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ValueError(f"{option} {shown}: cannot create or write this folder ({existing} is not a writable folder)")
+    return path
+
+
+def claim_folder(folder: str | Path, option: str, markers: tuple[str, ...], what: str) -> Path:
+    """Check `folder` as `check_writable_folder` does, create it and write its marker `markers[0]` (if missing)."""
+    path = check_writable_folder(folder, option, markers, what)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{option} {folder}: cannot create this folder ({error.strerror or error})") from error
+    marker = path / markers[0]
+    if not marker.exists():
+        marker.write_text(f"Written by pspnet-course: this folder holds {what}; the course may overwrite its files.\n")
+    return path

@@ -252,4 +252,4 @@ def test_make_course_url_runs_the_tool_with_the_url() -> None:
         text=True,
         check=True,
     ).stdout
-    assert 'tools/course_url.py "https://github.com/uni-lab/scene-parsing"' in dry
+    assert "tools/course_url.py 'https://github.com/uni-lab/scene-parsing'" in dry  # single-quoted: see test_bad_input

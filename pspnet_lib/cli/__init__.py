@@ -30,7 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv`, run the chosen command and return its exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()  # reads PSPNET_FAST for the defaults
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     import_tensorflow_quietly()
     try:
         return int(args.func(args) or 0)

@@ -18,6 +18,10 @@ from pspnet_lib.data import (
     write_synthetic_dataset,
 )
 from pspnet_lib.data.locate import candidate_roots, how_to_get
+from pspnet_lib.data.synthetic import MARKER_NAME, OWNER_MARKER
+from pspnet_lib.run_files import check_writable_folder
+
+KAGGLE_MARKER = ".pspnet-download"  # written into a --out folder that `data kaggle` claims
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -41,6 +45,7 @@ def run_toy(args: argparse.Namespace) -> int:
     """Write the synthetic city."""
     share = args.pedestrian_share
     out = args.out if args.out is not None else default_synthetic_root(share)
+    check_writable_folder(out, "--out", (OWNER_MARKER, MARKER_NAME), "a synthetic dataset")
     start = time.perf_counter()
     write_synthetic_dataset(out, num_train=args.train, num_val=args.val, seed=args.seed, pedestrian_share=share)
     print(
@@ -52,6 +57,8 @@ def run_toy(args: argparse.Namespace) -> int:
 @reports_errors
 def run_check(args: argparse.Namespace) -> int:
     """Print the dataset report; exit 0 only when the dataset is usable."""
+    if args.sample < 1:
+        raise ValueError(f"--sample must be a number of files >= 1, got {args.sample}")
     report = check_dataset(args.root, label_sample=args.sample)
     print(report)
     return 0 if report.ok else 1
@@ -60,8 +67,12 @@ def run_check(args: argparse.Namespace) -> int:
 @reports_errors
 def run_kaggle(args: argparse.Namespace) -> int:
     """Download the real pairs with kagglehub."""
+    if args.out is not None:
+        check_writable_folder(args.out, "--out", (KAGGLE_MARKER,), "the downloaded pairs")
     print(f"Downloading the Kaggle Cityscapes pairs (time-out {args.timeout:g} s) ...")
     root = download_cityscapes_pairs(timeout=args.timeout, output_dir=args.out)
+    if args.out is not None:  # claimed only once written: a later download may refresh it
+        (Path(args.out) / KAGGLE_MARKER).touch()
     print(f"The Cityscapes pairs are in {root}.")
     return 0
 
@@ -84,7 +95,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="data_action", metavar="ACTION", required=True)
 
     toy = actions.add_parser("toy", help="write the synthetic city (512x256 JPEG pairs)")
-    toy.add_argument("--out", type=Path, help="dataset folder (default: data/toy_cityscapes)")
+    toy.add_argument(
+        "--out", help="dataset folder: new, empty or written by `data toy` before (default: data/toy_cityscapes)"
+    )
     toy.add_argument("--train", type=int, default=200, help="number of train pairs (default 200)")
     toy.add_argument("--val", type=int, default=50, help="number of val pairs (default 50)")
     toy.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -104,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=run_check)
 
     kaggle = actions.add_parser("kaggle", help="download the real pairs from Kaggle with kagglehub")
-    kaggle.add_argument("--out", type=Path, help="download folder (default: the kagglehub cache)")
+    kaggle.add_argument("--out", help="download folder (default: the kagglehub cache)")
     kaggle.add_argument(
         "--timeout", type=float, default=1800.0, help="give up after this many seconds (default 1800)"
     )

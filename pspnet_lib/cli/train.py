@@ -14,12 +14,14 @@ import argparse
 import contextlib
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from pspnet_lib.config import fast_mode
+from pspnet_lib.run_files import check_writable_folder, claim_folder
+
+PREDICT_MARKER = ".pspnet-predict"  # written into the --out folder of `predict`
 
 # Under PSPNET_FAST=1 a quick run; otherwise every setting left out comes from the recipe (training.recipes).
 DEFAULTS = {
@@ -180,12 +182,19 @@ def _run_settings(run_dir: Path) -> tuple[Path, dict]:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a split and print a table or one JSON line."""
     from pspnet_lib import data, inference
+    from pspnet_lib.training.run import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_labels
 
-    model_path, settings = _run_settings(Path(args.run)) if args.run else (Path(args.model), {})
+    if args.image_size is not None and not MIN_IMAGE_SIZE <= args.image_size <= MAX_IMAGE_SIZE:
+        raise ValueError(
+            f"--image-size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels (leave it out for the run's "
+            f"size), got {args.image_size}"
+        )
+    model_path, settings = _run_settings(Path(args.run)) if args.run else (model_file(args.model), {})
     root = args.data or settings.get("data")
     if root is None:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout to the scores (one JSON line with --json)
             root = data.default_dataset()
+    check_labels(data.resolve_dataset_dirs(root).root, args.split)  # unknown label colours: no score would mean anything
     model = inference.load_model(model_path)
     image_size = args.image_size or settings.get("image_size", 256)
     dataset = data.make_dataset(
@@ -214,12 +223,14 @@ def format_scores(summary: dict) -> str:
 def add_predict_parser(subparsers) -> None:
     """The `predict` command's arguments."""
     parser = subparsers.add_parser("predict", help="write colour overlays of a model's predictions")
-    parser.add_argument("--model", required=True, help="a .keras model file")
+    parser.add_argument("--model", required=True, help="a .keras model file, or a finished run folder")
     parser.add_argument(
         "images", nargs="+", metavar="IMAGE",
         help="photos, or Kaggle pairs (photo left, colour labels right: only the photo is used)",
     )
-    parser.add_argument("--out", required=True, help="folder for the <name>_overlay.png files")
+    parser.add_argument(
+        "--out", required=True, help="folder for the <name>_overlay.png files: new, empty or written by `predict` before"
+    )
     parser.add_argument("--flip", action="store_true", help="average with the left-right flipped prediction")
     layout = parser.add_mutually_exclusive_group()
     layout.add_argument(
@@ -243,13 +254,20 @@ def run_predict(args: argparse.Namespace) -> int:
     from pspnet_lib.data.palette import overlay_colors
     from pspnet_lib.data.photos import read_photo
 
+    check_distinct_outputs(args.images)
     photos = [(Path(path), *read_photo(Path(path), args.layout)) for path in args.images]  # fail early
-    model = inference.load_model(Path(args.model))
-    out = writable_folder(Path(args.out))
+    out = check_writable_folder(args.out, "--out", (PREDICT_MARKER,), "the overlays")
+    model = inference.load_model(model_file(args.model))
+    out = claim_folder(out, "--out", (PREDICT_MARKER,), "the overlays")
     for path, photo, is_pair in photos:
         if args.layout == "auto" and is_pair:
             print(f"{path}: its right half looks like colour labels, so only its left half is used "
                   "(--photos uses whole images)", file=sys.stderr)
+        bounded = inference.fit_within(photo, inference.MAX_PREDICT_SIDE)
+        if bounded.shape != photo.shape:
+            print(f"{path}: {photo.shape[1]}x{photo.shape[0]} pixels is more than {inference.MAX_PREDICT_SIDE} a side, "
+                  f"so it is predicted and written at {bounded.shape[1]}x{bounded.shape[0]}", file=sys.stderr)
+            photo = bounded
         ids = inference.predict_ids(model, photo[None], flip=args.flip)[0]
         target = out / f"{path.stem}_overlay.png"
         Image.fromarray(overlay_colors(photo, ids)).save(target)
@@ -257,17 +275,28 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def writable_folder(out: Path) -> Path:
-    """`out`, created if needed; ValueError naming it when it is a file or cannot be created or written."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file: expected a folder for the overlays")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"--out {out}: cannot create this folder ({error.strerror or error})") from error
-    if not os.access(out, os.W_OK):
-        raise ValueError(f"--out {out}: this folder is not writable")
-    return out
+def model_file(model: str) -> Path:
+    """The .keras file `--model` names; a finished run folder stands for its model.keras (ValueError when unfinished)."""
+    path = Path(model)
+    if not path.is_dir():
+        return path
+    if (path / "model.keras").is_file():
+        return path / "model.keras"
+    raise ValueError(
+        f"--model {model} is a folder without model.keras: give a .keras file, or a run folder once training has finished"
+    )
+
+
+def check_distinct_outputs(images: list[str]) -> None:
+    """ValueError when two IMAGEs (say train/1.jpg and val/1.jpg) would be written to the same overlay file."""
+    seen: dict[str, str] = {}
+    for image in images:
+        name = f"{Path(image).stem}_overlay.png"
+        if name in seen and Path(seen[name]) != Path(image):
+            raise ValueError(
+                f"{seen[name]} and {image} would both be written to {name}: predict them into separate --out folders"
+            )
+        seen[name] = image
 
 
 def register(subparsers) -> None:

@@ -157,9 +157,10 @@ def course_folder() -> Path:
 
 
 def shown_path(path: Path) -> str:
-    """`path` relative to the working folder when it lies inside the course (no machine paths in notebooks), else as is."""
-    resolved = Path(path).resolve()
-    if not resolved.is_relative_to(course_folder().resolve()):
+    """`path` relative to the working folder when both lie inside the course (no machine paths in notebooks), else
+    as is: a command run from outside the checkout never prints a `../../` path."""
+    resolved, course = Path(path).resolve(), course_folder().resolve()
+    if not (resolved.is_relative_to(course) and Path.cwd().resolve().is_relative_to(course)):
         return str(path)
     return os.path.relpath(resolved)
 

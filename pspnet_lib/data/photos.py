@@ -9,6 +9,7 @@ a dark photo, nearly all black, has one colour only.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,12 @@ def is_kaggle_pair(pixels: np.ndarray) -> bool:
 def read_rgb(path: Path) -> np.ndarray:
     """An image file as uint8 RGB (H, W, 3); DataError naming the file when it cannot be read."""
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+        with warnings.catch_warnings():  # a photo of 90-180 megapixels is fine here: `predict` shrinks it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as error:
+        raise DataError(f"cannot read image {path}: {error} (shrink it first)") from error
     except (OSError, UnidentifiedImageError) as error:
         raise DataError(f"cannot read image {path}: expected a JPEG or PNG photo or Kaggle pair ({error})") from error
 

@@ -21,6 +21,7 @@ from pspnet_lib.config import data_root
 from pspnet_lib.data.city import check_pedestrian_share, codes_to_ids, render_street
 from pspnet_lib.data.errors import DataError
 from pspnet_lib.data.palette import COLOR_TABLE
+from pspnet_lib.run_files import claim_folder
 
 SPLITS = ("train", "val")
 HALF_SIZE = 256  # each half of a pair is 256x256 pixels, like the Kaggle files
@@ -33,6 +34,9 @@ JPEG_SUBSAMPLING = 2  # Pillow's code for 4:2:0
 # `ensure_synthetic_dataset` regenerates a folder written by an older version of the library.
 FILE_FORMAT = 2
 MARKER_NAME = "synthetic.json"
+# Written first into a folder the writer claims: only a new or empty folder, or one holding this file or a complete
+# set's MARKER_NAME, is written into (never a folder of the user's own, such as the real pairs, which use the same names).
+OWNER_MARKER = ".pspnet-synthetic"
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,16 @@ def save_jpeg(array: np.ndarray, path: Path) -> None:
 def write_synthetic_dataset(
     root: str | Path, num_train: int = 200, num_val: int = 50, seed: int = 0, pedestrian_share: float = 0.0
 ) -> Path:
-    """Write `num_train` + `num_val` synthetic pairs under `root` (train/, val/); returns `root`."""
+    """Write `num_train` + `num_val` synthetic pairs under `root` (train/, val/); returns `root`.
+
+    `root` must be new, empty or a synthetic dataset written before (ValueError otherwise): a folder of other
+    files, such as the real pairs with the same names, is never overwritten.
+    """
     counts = {"train": num_train, "val": num_val}
     if min(counts.values()) < 1 or seed < 0:
         raise ValueError(f"need num_train >= 1, num_val >= 1 and seed >= 0, got {counts} and seed={seed}")
     settings = generation_settings(num_train, num_val, seed, pedestrian_share)
-    root = Path(root)
+    root = claim_folder(root, "the synthetic dataset folder", (OWNER_MARKER, MARKER_NAME), "a synthetic dataset")
     (root / MARKER_NAME).unlink(missing_ok=True)
     for split, count in counts.items():
         (root / split).mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ import keras
 from pspnet_lib import data, models
 from pspnet_lib.data.pipeline import check_scale_range, scene_photos
 from pspnet_lib.metrics import segmentation_metrics
+from pspnet_lib.run_files import check_writable_folder
 from pspnet_lib.training.callbacks import (
     PRECISE_BN_SCENES,
     PreciseBatchNorm,
@@ -57,6 +57,15 @@ MIN_IMAGE_SIZE = models.MIN_INPUT_SIZE  # the smallest crop every backbone maps 
 MAX_IMAGE_SIZE = 2048  # the real pairs' photos are 256 x 256; larger crops are a typo, not a plan
 # Settings that fix the network: a resumed run must keep them.
 ARCHITECTURE_FIELDS = ("model", "backbone", "image_size", "spec")
+# ... and those that shape its training: config.json describes every epoch, so a resume may change only the
+# epoch count, the time budget, the data location and what is logged.
+RESUME_FIELDS = (
+    *ARCHITECTURE_FIELDS, "weights", "batch_size", "lr", "optimizer", "crop_size", "scale_range", "aux_weight",
+    "jaccard_weight", "head_lr_multiplier", "seed", "limit",
+)
+BACKUP_METADATA = "training_metadata.json"  # keras.callbacks.BackupAndRestore's files in backup/
+BACKUP_WEIGHTS = "latest.weights.h5"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 DEFAULT_EPOCHS = 10
 UNTIL_THE_BUDGET = 100_000  # epochs of a run with a time budget and no epoch count: the budget ends it
 
@@ -380,12 +389,13 @@ def load_datasets(config: TrainConfig, root: Path):
     return train_data, val_data
 
 
-def check_labels(root: Path, sample: int = 16) -> None:
-    """DataError when the training labels are nearly all "ignore" (as `data check` reports): nothing to learn."""
+def check_labels(root: Path, split: str = "train", sample: int = 16) -> None:
+    """DataError when the labels of `split` are nearly all "ignore" (as `data check` reports): nothing to learn
+    (or, for evaluation, nothing to score)."""
     from pspnet_lib.data.check import MIN_LABELLED_SHARE, labelled_share
     from pspnet_lib.data.pairs import evenly_spaced, pair_problem
 
-    train_dir = data.resolve_dataset_dirs(root).split("train")
+    train_dir = data.resolve_dataset_dirs(root).split(split)
     readable = [path for path in evenly_spaced(data.list_pairs(train_dir), sample) if pair_problem(path) is None]
     if not readable:
         return  # unusable files: the data pipeline names every one
@@ -398,30 +408,73 @@ def check_labels(root: Path, sample: int = 16) -> None:
         )
 
 
+def is_run_folder(run_dir: Path) -> bool:
+    """True when `run_dir` was written by `train`: it holds a run's config.json (written before anything else)."""
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and {"model", "image_size"} <= saved.keys()
+
+
+def check_backup(run_dir: Path) -> None:
+    """ValueError when backup/ says epochs were trained but holds no readable weights to resume them from.
+
+    Keras' BackupAndRestore would otherwise go on from the saved epoch with untrained weights (when the weights
+    file was deleted) or fail with h5py's message and no file named (when both copies are damaged).
+    """
+    backup = run_dir / "backup"
+    try:
+        epochs = json.loads((backup / BACKUP_METADATA).read_text())["epoch"]
+    except (OSError, ValueError, KeyError, TypeError):
+        epochs = 0
+    copies = [backup / BACKUP_WEIGHTS, backup / f"{BACKUP_WEIGHTS}.bkp"]
+    present = [path for path in copies if path.is_file()]
+    start_over = f"delete {backup} to start over, or choose another --out"
+    if epochs and not present:
+        raise ValueError(
+            f"{run_dir} holds an interrupted run of {epochs} epoch(s) whose weights are gone ({copies[0]} is missing): "
+            f"resuming would go on from untrained weights; {start_over}"
+        )
+    if present and not any(_is_hdf5(path) for path in present):
+        raise ValueError(
+            f"{run_dir}: the backup weights of the interrupted run are damaged "
+            f"({' and '.join(str(path) for path in present)} are not HDF5 files); {start_over}"
+        )
+
+
+def _is_hdf5(path: Path) -> bool:
+    """True when `path` starts with the HDF5 signature (a .weights.h5 file that h5py can open)."""
+    with path.open("rb") as file:
+        return file.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+
+
 def check_run_dir(config: TrainConfig) -> None:
-    """Refuse a run folder that holds a finished run or an interrupted one with another architecture.
+    """Refuse a run folder that is not a new or empty folder or one of `train`'s, holds a finished run, or holds
+    an interrupted one with other settings or without its backup weights.
 
     A folder with config.json but no backup/ (a run stopped before its first epoch ended) has nothing to
     resume: it is reused with the new settings.
     """
     run_dir = config.run_dir
+    if not str(config.out).strip():
+        raise ValueError("--out is empty: expected a run folder (new or of an interrupted run)")
+    if not is_run_folder(run_dir):
+        check_writable_folder(config.out, "--out", (), "a training run")
     if (run_dir / "model.keras").is_file() and not is_resuming(config):
-        raise ValueError(f"{run_dir} already holds a finished run (model.keras); choose another --out folder")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"--out {run_dir} is a file: expected a run folder (new or of an interrupted run)")
-    existing = next(folder for folder in (run_dir, *run_dir.absolute().parents) if folder.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise ValueError(f"--out {run_dir}: cannot create or write this folder ({existing} is not a writable folder)")
+        raise ValueError(f"{config.out} already holds a finished run (model.keras); choose another --out folder")
     saved_path = run_dir / "config.json"
     if not (saved_path.is_file() and is_resuming(config)):
         return
+    check_backup(run_dir)
     saved = json.loads(saved_path.read_text())
     current = json.loads(json.dumps(dataclasses.asdict(config)))
-    changed = [name for name in ARCHITECTURE_FIELDS if name in saved and saved[name] != current[name]]
+    changed = [name for name in RESUME_FIELDS if name in saved and saved[name] != current[name]]
     if changed:
         raise ValueError(
-            f"{run_dir} holds an interrupted run with different {', '.join(changed)} "
-            f"({', '.join(f'{name}={saved.get(name)!r}' for name in changed)}); use the same settings or another --out"
+            f"{config.out} holds an interrupted run with different {', '.join(changed)} "
+            f"({', '.join(f'{name}={saved.get(name)!r}' for name in changed)}): resume with the same settings "
+            "(its config.json) or choose another --out"
         )
 
 
