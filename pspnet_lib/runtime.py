@@ -1,6 +1,6 @@
 """Where a notebook runs (Google Colab, a Kaggle notebook or anywhere else) and what that runtime offers:
 Kaggle credentials, a dataset attached to a Kaggle notebook, Google Drive for run folders that must
-survive a disconnected runtime.
+survive a disconnected runtime; and whether the notebooks' first cell left the kernel on mixed modules.
 
 Standard library only at import: Google's `google.colab` module and the data package are imported inside
 the functions that need them, so this module imports on any machine (a GPU server without Jupyter too).
@@ -9,7 +9,9 @@ the functions that need them, so this module imports on any machine (a GPU serve
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
+import sys
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,9 @@ DRIVE_MOUNT_POINT = Path("/content/drive")
 DRIVE_RUNS_FOLDER = Path("MyDrive") / "pspnet-course" / "runs"
 MAX_INPUT_DEPTH = 5  # /kaggle/input/<owner or slug>/.../cityscapes_data/cityscapes_data/train
 KAGGLE_API_PAGE = "kaggle.com > Settings > API > Create New Token"
+
+
+RESTART_HOW = "Runtime > Restart session on Colab, Run > Restart & clear cell outputs on Kaggle, Kernel > Restart elsewhere"
 
 
 class StopNotebook(RuntimeError):
@@ -220,3 +225,53 @@ def gpu_run_dataset(platform: str, allow_synthetic: bool, synthetic_switch: str,
             raise
         print(f"{refusal} Training on the synthetic city, as {synthetic_switch} = True asks.")
         return ensure_synthetic_dataset()
+
+
+def modules_needing_restart(
+    modules: Mapping[str, object] | None = None,
+    installed_version: Callable[[str], str] = importlib.metadata.version,
+    distributions_of: Callable[[], Mapping[str, list[str]]] = importlib.metadata.packages_distributions,
+) -> list[str]:
+    """Packages this kernel imported at one version whose files on disk are now another ("keras 3.13.2 -> 3.15.1").
+
+    A loaded top-level module's `__version__` is compared with the installed version of its distribution; a
+    package installed or upgraded by a `%pip install` after the import shows up here (a module without a
+    `__version__` attribute of its own is not checked).
+    """
+    modules = sys.modules if modules is None else modules
+    owners = distributions_of()
+    stale = []
+    for name, module in sorted(modules.items()):
+        loaded = getattr(module, "__dict__", {}).get("__version__")  # no lazy module __getattr__ (deprecations)
+        if "." in name or not isinstance(loaded, str) or name not in owners:
+            continue
+        for distribution in owners[name]:
+            try:
+                on_disk = installed_version(distribution)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            if not same_version(loaded, on_disk):
+                stale.append(f"{distribution} {loaded} -> {on_disk}")
+    return sorted(set(stale))
+
+
+def same_version(first: str, second: str) -> bool:
+    """Whether two version strings name one release ("2.20.0" and "2.20"), by `packaging` when it is there."""
+    try:
+        from packaging.version import InvalidVersion, Version
+    except ImportError:
+        return first == second
+    try:
+        return Version(first) == Version(second)
+    except InvalidVersion:
+        return first == second
+
+
+def stop_if_restart_needed(stale: Sequence[str] | None = None) -> None:
+    """After the first cell's install: stop with one line when it changed a package the kernel had imported."""
+    stale = modules_needing_restart() if stale is None else stale
+    if stale:
+        raise StopNotebook(
+            f"The course's install changed {', '.join(stale)}, which this kernel had already imported: restart "
+            f"the runtime ({RESTART_HOW}), then run the notebook again from the top."
+        )

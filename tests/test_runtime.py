@@ -7,6 +7,7 @@ every download is a fake that records its call.
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 import types
@@ -270,3 +271,52 @@ def test_imports_only_the_standard_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# --- the first cell's restart check --------------------------------------------------------------------
+
+
+def _module(name: str, version: str | None) -> types.ModuleType:
+    """A stand-in for a module the kernel imported, with `__version__` when given."""
+    module = types.ModuleType(name)
+    if version is not None:
+        module.__version__ = version
+    return module
+
+
+def test_an_upgraded_package_the_kernel_had_imported_asks_for_a_restart(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipywidgets", _module("ipywidgets", "7.7.1"))  # as imported before %pip
+    stale = runtime.modules_needing_restart()  # against the ipywidgets really installed here (8.x)
+    assert stale == [f"ipywidgets 7.7.1 -> {importlib.metadata.version('ipywidgets')}"]
+    with pytest.raises(runtime.StopNotebook) as stopped:
+        runtime.stop_if_restart_needed()
+    message = str(stopped.value)
+    assert "\n" not in message and message.startswith("The course's install changed ipywidgets 7.7.1 -> 8.")
+    assert "restart the runtime (Runtime > Restart session on Colab" in message
+    assert stopped.value._render_traceback_() == [f"Stopped: {message}"]
+
+
+def test_nothing_changed_under_the_kernel_needs_no_restart():
+    runtime.stop_if_restart_needed()  # this test process's own modules, as installed
+    assert runtime.modules_needing_restart() == []
+
+
+def test_only_versioned_top_level_modules_of_installed_distributions_are_compared():
+    modules = {
+        "keras": _module("keras", "3.13.2"),
+        "keras.src": _module("keras.src", "0.0"),  # a submodule: its package is compared instead
+        "yaml": _module("yaml", None),  # no __version__: cannot tell
+        "gone": _module("gone", "1.0"),  # its distribution was uninstalled
+        "PIL": _module("PIL", "11.3"),  # "11.3" and "11.3.0" are one release
+        "tensorflow": _module("tensorflow", "2.20.0"),
+    }
+    installed = {"keras": "3.15.1", "pyyaml": "6.0", "pillow": "11.3.0", "tensorflow-cpu": "2.21.0"}
+    owners = {"keras": ["keras"], "yaml": ["pyyaml"], "gone": ["gone"], "PIL": ["pillow"], "tensorflow": ["tensorflow-cpu"]}
+
+    def installed_version(name):
+        if name not in installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    stale = runtime.modules_needing_restart(modules, installed_version, lambda: owners)
+    assert stale == ["keras 3.13.2 -> 3.15.1", "tensorflow-cpu 2.20.0 -> 2.21.0"]
