@@ -26,9 +26,11 @@ SETUP_CELL_TEMPLATE = """\
 try:
     import pspnet_lib
 except ImportError:
+    from importlib.metadata import distributions
+    installed = {{d.name: d.version for d in distributions()}}  # what the runtime has, before installing
     %pip install --quiet "{install_target}"
     from pspnet_lib.runtime import stop_if_restart_needed
-    stop_if_restart_needed()
+    stop_if_restart_needed(installed)
 from pspnet_lib.config import import_tensorflow_quietly
 
 tf = import_tensorflow_quietly()  # silences TensorFlow's start-up notices"""
