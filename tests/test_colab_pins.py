@@ -51,3 +51,17 @@ def test_a_malformed_pin_is_named_with_its_line(tmp_path) -> None:
         colab_runtime.read_pins(pins)
     pins.write_text("Jupyterlab_Widgets==3.0.16  # a comment\n")
     assert colab_runtime.read_pins(pins) == {"jupyterlab-widgets": "3.0.16"}
+
+
+def test_the_readme_names_the_runtime_the_course_is_tested_against() -> None:
+    readme = (colab_runtime.ROOT / "README.md").read_text()
+    section = readme.split("- **Google Colab / Kaggle**", 1)[1].split("<!-- course-links: begin", 1)[0]
+    section = " ".join(section.split())
+    pins = colab_runtime.read_pins()
+    assert f"Colab's runtime of {colab_runtime.COLAB_PINS.stem.removeprefix('colab-')}" in section
+    assert f"`requirements/{colab_runtime.COLAB_PINS.name}`" in section
+    shown = {"TensorFlow": "tensorflow-cpu", "Keras": "keras", "ipywidgets": "ipywidgets", "NumPy": "numpy",
+             "matplotlib": "matplotlib", "Pillow": "pillow", "kagglehub": "kagglehub", "TensorBoard": "tensorboard",
+             "ipykernel": "ipykernel"}
+    missing = [f"{label} {pins[name]}" for label, name in shown.items() if f"{label} {pins[name]}" not in section]
+    assert missing == [], f"README's Colab section does not give Colab's pinned versions: {missing}"
