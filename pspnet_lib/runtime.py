@@ -1,6 +1,6 @@
 """Where a notebook runs (Google Colab, a Kaggle notebook or anywhere else) and what that runtime offers:
 Kaggle credentials, a dataset attached to a Kaggle notebook, Google Drive for run folders that must
-survive a disconnected runtime.
+survive a disconnected runtime; and whether the notebooks' first cell left the kernel on mixed modules.
 
 Standard library only at import: Google's `google.colab` module and the data package are imported inside
 the functions that need them, so this module imports on any machine (a GPU server without Jupyter too).
@@ -9,7 +9,10 @@ the functions that need them, so this module imports on any machine (a GPU serve
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
+import re
+import sys
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +24,14 @@ COLAB_MODULE = "google.colab"
 KAGGLE_NOTEBOOK_ENV = "KAGGLE_KERNEL_RUN_TYPE"  # set in every Kaggle notebook (kagglehub tests the same)
 KAGGLE_INPUT_ROOT = Path("/kaggle/input")
 USERNAME_NAME, KEY_NAME = "KAGGLE_USERNAME", "KAGGLE_KEY"  # environment variables and Colab secret names
+TOKEN_NAME = "KAGGLE_API_TOKEN"  # kagglehub 1.x's preferred credential (environment or Colab secret), read first
 DRIVE_MOUNT_POINT = Path("/content/drive")
 DRIVE_RUNS_FOLDER = Path("MyDrive") / "pspnet-course" / "runs"
 MAX_INPUT_DEPTH = 5  # /kaggle/input/<owner or slug>/.../cityscapes_data/cityscapes_data/train
-KAGGLE_API_PAGE = "kaggle.com > Settings > API > Create New Token"
+KAGGLE_API_PAGE = "kaggle.com > Settings > API"
+
+
+RESTART_HOW = "Runtime > Restart session on Colab, Run > Restart & clear cell outputs on Kaggle, Kernel > Restart elsewhere"
 
 
 class StopNotebook(RuntimeError):
@@ -75,11 +82,17 @@ def describe_runtime(platform: str, gpu_names: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class KaggleCredentials:
-    """A Kaggle user name and API key, and where they came from; the key never shows in a repr."""
+    """A Kaggle API token, or a user name and legacy API key, and where they came from; secrets never show in a repr."""
 
     username: str
     key: str = field(repr=False)
     source: str = "environment"
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def names(self) -> str:
+        """The variable or secret names these credentials came under."""
+        return TOKEN_NAME if self.token else f"{USERNAME_NAME}/{KEY_NAME}"
 
 
 def colab_secret(name: str) -> str | None:
@@ -97,11 +110,18 @@ def colab_secret(name: str) -> str | None:
 
 
 def kaggle_credentials(environ: Mapping[str, str] | None = None) -> KaggleCredentials | None:
-    """Kaggle credentials from $KAGGLE_USERNAME/$KAGGLE_KEY, else from the Colab secrets of the same names."""
+    """Kaggle credentials in kagglehub 1.x's order: $KAGGLE_API_TOKEN, $KAGGLE_USERNAME/$KAGGLE_KEY, then the
+    Colab secrets of the same names (token first)."""
     environ = os.environ if environ is None else environ
+    token = environ.get(TOKEN_NAME, "").strip()
+    if token:
+        return KaggleCredentials("", "", "environment", token=token)
     username, key = environ.get(USERNAME_NAME, "").strip(), environ.get(KEY_NAME, "").strip()
     if username and key:
         return KaggleCredentials(username, key, "environment")
+    token = colab_secret(TOKEN_NAME)
+    if token:
+        return KaggleCredentials("", "", "Colab secrets", token=token)
     username, key = colab_secret(USERNAME_NAME), colab_secret(KEY_NAME)
     if username and key:
         return KaggleCredentials(username, key, "Colab secrets")
@@ -111,6 +131,9 @@ def kaggle_credentials(environ: Mapping[str, str] | None = None) -> KaggleCreden
 def export_kaggle_credentials(credentials: KaggleCredentials, environ: MutableMapping[str, str] | None = None) -> None:
     """Put the credentials into the environment, where kagglehub looks for them."""
     environ = os.environ if environ is None else environ
+    if credentials.token:
+        environ[TOKEN_NAME] = credentials.token
+        return
     environ[USERNAME_NAME] = credentials.username
     environ[KEY_NAME] = credentials.key
 
@@ -133,16 +156,16 @@ def how_to_get_real_pairs(platform: str, synthetic_switch: str | None = None) ->
     """One line on how to give this platform the real pairs (and, optionally, the switch that skips them)."""
     steps = {
         "colab": (
-            f"add the Colab secrets {USERNAME_NAME} and {KEY_NAME} (key icon in the left bar; values from "
-            f"{KAGGLE_API_PAGE}), let this notebook read them, and run this cell again"
+            f"add the Colab secret {TOKEN_NAME} (or the Colab secrets {USERNAME_NAME} and {KEY_NAME}; key icon "
+            f"in the left bar, values from {KAGGLE_API_PAGE}), let this notebook read it, and run this cell again"
         ),
         "kaggle": (
             "attach the dataset (Add Input > search 'dansbecker/cityscapes-image-pairs' > Add) or switch the "
             "notebook's Internet on, and run this cell again"
         ),
         "local": (
-            f"set ${USERNAME_NAME} and ${KEY_NAME} (from {KAGGLE_API_PAGE}) or point $CITYSCAPES_PAIRS_DIR at "
-            "an unzipped copy, and run this cell again"
+            f"set ${TOKEN_NAME} (or ${USERNAME_NAME} and ${KEY_NAME}; from {KAGGLE_API_PAGE}) or point "
+            "$CITYSCAPES_PAIRS_DIR at an unzipped copy, and run this cell again"
         ),
     }[check_platform(platform)]
     skip = f", or set {synthetic_switch} = True to train on the synthetic city instead" if synthetic_switch else ""
@@ -162,7 +185,12 @@ def obtain_real_pairs(
     Without any of these it raises `StopNotebook` with one line saying how to get them. `download`
     defaults to `data.download_cityscapes_pairs` (kagglehub; in a Kaggle notebook it needs no credentials).
     """
-    from pspnet_lib.data import DataError, download_cityscapes_pairs, find_cityscapes_pairs
+    from pspnet_lib.data import (
+        CredentialsRejected,
+        DataError,
+        download_cityscapes_pairs,
+        find_cityscapes_pairs,
+    )
 
     check_platform(platform)
     found = find_cityscapes_pairs()
@@ -177,9 +205,22 @@ def obtain_real_pairs(
         export_kaggle_credentials(credentials, environ)
     try:
         return (download or download_cityscapes_pairs)()
+    except CredentialsRejected:
+        raise StopNotebook(rejected_credentials(platform, credentials)) from None
     except DataError as error:
         reason = str(error).split(". ")[0]
         raise StopNotebook(f"{reason}. {how_to_get_real_pairs(platform, synthetic_switch)}") from None
+
+
+def rejected_credentials(platform: str, credentials: KaggleCredentials | None) -> str:
+    """One line when Kaggle refused the credentials: which ones, from where, and which to set instead."""
+    where = "Colab secret" if check_platform(platform) == "colab" else "environment variable"
+    used = f"the {credentials.names} from {credentials.source}" if credentials else "this notebook's credentials"
+    return (
+        f"Kaggle rejected {used} (expired or mistyped): create a new API token at {KAGGLE_API_PAGE} and set the "
+        f"{where} {TOKEN_NAME} to it (or {USERNAME_NAME} and {KEY_NAME} to your user name and legacy key), then "
+        "run this cell again."
+    )
 
 
 def mount_drive_runs(mount_point: str | Path = DRIVE_MOUNT_POINT, folder: str | Path = DRIVE_RUNS_FOLDER) -> Path:
@@ -220,3 +261,57 @@ def gpu_run_dataset(platform: str, allow_synthetic: bool, synthetic_switch: str,
             raise
         print(f"{refusal} Training on the synthetic city, as {synthetic_switch} = True asks.")
         return ensure_synthetic_dataset()
+
+
+def installed_distributions() -> dict[str, str]:
+    """Every installed distribution, normalized name -> version (what the first cell records before installing)."""
+    return {normalize_name(d.name): d.version for d in importlib.metadata.distributions() if d.name}
+
+
+def normalize_name(name: str) -> str:
+    """A distribution name as pip compares them: lower case, runs of -_. as one dash."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def modules_needing_restart(
+    before: Mapping[str, str],
+    modules: Mapping[str, object] | None = None,
+    installed: Mapping[str, str] | None = None,
+    distributions_of: Callable[[], Mapping[str, list[str]]] = importlib.metadata.packages_distributions,
+) -> list[str]:
+    """Packages an install changed (`before` -> now) whose modules this kernel had already imported.
+
+    `before` maps distribution names to versions, recorded before the install (the first cell does it with
+    plain `importlib.metadata`, the library not being there yet); a distribution upgraded, downgraded or
+    removed since then counts when one of its top-level modules is in `modules` (default: sys.modules).
+    Returns lines such as "keras 3.13.2 -> 3.15.1"; newly added packages never count.
+    """
+    modules = sys.modules if modules is None else modules
+    installed = installed_distributions() if installed is None else installed
+    before = {normalize_name(name): version for name, version in before.items() if name}
+    changed = {name: (old, installed.get(name)) for name, old in before.items() if installed.get(name) != old}
+    if not changed:
+        return []
+    stale = set()
+    for module, owners in distributions_of().items():
+        if module not in modules:
+            continue
+        for owner in map(normalize_name, owners):
+            if owner in changed:
+                old, new = changed[owner]
+                stale.add(f"{owner} {old} -> {new or 'removed'}")
+    return sorted(stale)
+
+
+def stop_if_restart_needed(before: Mapping[str, str], **where) -> None:
+    """After the first cell's install: stop with one line when it changed a package the kernel had imported.
+
+    `before`: the installed distributions recorded before the install; `where` passes `modules`, `installed`
+    and `distributions_of` on to `modules_needing_restart`.
+    """
+    stale = modules_needing_restart(before, **where)
+    if stale:
+        raise StopNotebook(
+            f"The course's install changed {', '.join(stale)}, which this kernel had already imported: restart "
+            f"the runtime ({RESTART_HOW}), then run the notebook again from the top."
+        )

@@ -14,6 +14,7 @@ import requests
 from PIL import Image
 
 from pspnet_lib.data import (
+    CredentialsRejected,
     DataError,
     default_dataset,
     download_cityscapes_pairs,
@@ -175,6 +176,29 @@ def test_offline_download_fails_fast_with_a_clear_message(monkeypatch) -> None:
 
     monkeypatch.setattr(kagglehub, "dataset_download", offline)
     with pytest.raises(DataError, match="could not download .*ConnectionError.*kaggle.com/datasets"):
+        download_cityscapes_pairs(timeout=30)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_credentials_are_told_apart_from_network_trouble(monkeypatch, status) -> None:
+    def rejected(handle, **kwargs):
+        response = requests.Response()
+        response.status_code = status
+        raise requests.exceptions.HTTPError(f"{status} Client Error: Unauthorized", response=response)
+
+    monkeypatch.setattr(kagglehub, "dataset_download", rejected)
+    with pytest.raises(CredentialsRejected, match=f"Kaggle rejected the credentials .*HTTPError: {status} Client"):
+        download_cityscapes_pairs(timeout=30)
+
+
+def test_kagglehubs_unauthenticated_error_means_rejected_credentials(monkeypatch) -> None:
+    from kagglehub.exceptions import UnauthenticatedError
+
+    def rejected(handle, **kwargs):
+        raise UnauthenticatedError()
+
+    monkeypatch.setattr(kagglehub, "dataset_download", rejected)
+    with pytest.raises(CredentialsRejected, match="UnauthenticatedError"):
         download_cityscapes_pairs(timeout=30)
 
 

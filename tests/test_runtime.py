@@ -7,6 +7,7 @@ every download is a fake that records its call.
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 import types
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pspnet_lib import runtime
-from pspnet_lib.data import DataError
+from pspnet_lib.data import CredentialsRejected, DataError
 
 
 class SecretNotFoundError(Exception):
@@ -57,7 +58,7 @@ def no_real_pairs(monkeypatch, tmp_path):
     monkeypatch.delenv("CITYSCAPES_PAIRS_DIR", raising=False)
     monkeypatch.setenv("PSPNET_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_KERNEL_RUN_TYPE"):
+    for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_KERNEL_RUN_TYPE"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -132,8 +133,25 @@ def test_incomplete_colab_secrets_are_no_credentials(fake_colab, secrets):
     assert runtime.kaggle_credentials({"KAGGLE_USERNAME": "only-a-name"}) is None
 
 
+def test_a_token_comes_first_from_the_environment_then_from_colab_secrets(fake_colab):
+    fake_colab.userdata.secrets = {"KAGGLE_API_TOKEN": "secret-token", "KAGGLE_USERNAME": "ada", "KAGGLE_KEY": "k"}
+    legacy = {"KAGGLE_USERNAME": "env-user", "KAGGLE_KEY": "env-key"}
+    found = runtime.kaggle_credentials({"KAGGLE_API_TOKEN": " env-token ", **legacy})
+    assert (found.token, found.source, found.names) == ("env-token", "environment", "KAGGLE_API_TOKEN")
+    assert runtime.kaggle_credentials(legacy).username == "env-user"  # as kagglehub: environment before secrets
+    found = runtime.kaggle_credentials({})
+    assert (found.token, found.source) == ("secret-token", "Colab secrets")
+    assert "secret-token" not in repr(found)
+
+
 def test_no_credentials_off_colab(no_colab):
     assert runtime.kaggle_credentials({}) is None
+
+
+def test_export_puts_a_token_where_kagglehub_reads_it():
+    environ: dict[str, str] = {}
+    runtime.export_kaggle_credentials(runtime.kaggle_credentials({"KAGGLE_API_TOKEN": "KGAT_1"}), environ)
+    assert environ == {"KAGGLE_API_TOKEN": "KGAT_1"}
 
 
 def test_export_puts_credentials_where_kagglehub_reads_them():
@@ -172,12 +190,14 @@ def test_local_without_credentials_stops_with_one_line(no_colab, no_real_pairs):
     message = str(stop.value)
     assert download.calls == 0
     assert "\n" not in message and "KAGGLE_USERNAME" in message and "ALLOW_SYNTHETIC = True" in message
+    assert "set $KAGGLE_API_TOKEN (or $KAGGLE_USERNAME and $KAGGLE_KEY" in message
     assert stop.value._render_traceback_() == [f"Stopped: {message}"]
 
 
 def test_colab_without_secrets_says_where_to_add_them(fake_colab, no_real_pairs):
-    with pytest.raises(runtime.StopNotebook, match="Colab secrets KAGGLE_USERNAME and KAGGLE_KEY"):
+    with pytest.raises(runtime.StopNotebook, match="Colab secrets KAGGLE_USERNAME and KAGGLE_KEY") as stop:
         runtime.obtain_real_pairs("colab", environ={}, download=FakeDownload())
+    assert "add the Colab secret KAGGLE_API_TOKEN (or the Colab secrets" in str(stop.value)
 
 
 def test_colab_secrets_are_exported_and_the_pairs_downloaded(fake_colab, no_real_pairs, tmp_path):
@@ -186,6 +206,28 @@ def test_colab_secrets_are_exported_and_the_pairs_downloaded(fake_colab, no_real
     download = FakeDownload(result=tmp_path / "downloaded")
     assert runtime.obtain_real_pairs("colab", environ=environ, download=download) == tmp_path / "downloaded"
     assert download.calls == 1 and environ == {"KAGGLE_USERNAME": "ada", "KAGGLE_KEY": "k3y"}
+
+
+def test_a_colab_secret_token_is_exported_as_kagglehub_reads_it(fake_colab, no_real_pairs, tmp_path):
+    fake_colab.userdata.secrets = {"KAGGLE_API_TOKEN": " KGAT_0123 \n", "KAGGLE_USERNAME": "ada", "KAGGLE_KEY": "k3y"}
+    environ: dict[str, str] = {}
+    download = FakeDownload(result=tmp_path / "downloaded")
+    assert runtime.obtain_real_pairs("colab", environ=environ, download=download) == tmp_path / "downloaded"
+    assert download.calls == 1 and environ == {"KAGGLE_API_TOKEN": "KGAT_0123"}
+
+
+@pytest.mark.parametrize(
+    ("platform", "where"), [("colab", "the Colab secret"), ("local", "the environment variable")]
+)
+def test_a_rejected_token_stops_with_one_line_naming_what_to_set(fake_colab, no_real_pairs, platform, where):
+    rejected = CredentialsRejected("Kaggle rejected the credentials (UnauthenticatedError: 401)")
+    download = FakeDownload(error=rejected)
+    with pytest.raises(runtime.StopNotebook) as stop:
+        runtime.obtain_real_pairs(platform, environ={"KAGGLE_API_TOKEN": "KGAT_old"}, download=download)
+    message = str(stop.value)
+    assert download.calls == 1 and "\n" not in message and "KGAT_old" not in message
+    assert message.startswith("Kaggle rejected the KAGGLE_API_TOKEN from environment (expired or mistyped)")
+    assert f"create a new API token at kaggle.com > Settings > API and set {where} KAGGLE_API_TOKEN to it" in message
 
 
 def test_kaggle_uses_the_attached_dataset_before_downloading(no_colab, no_real_pairs, tmp_path):
@@ -270,3 +312,53 @@ def test_imports_only_the_standard_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# --- the first cell's restart check --------------------------------------------------------------------
+
+
+def _module(name: str, version: str | None) -> types.ModuleType:
+    """A stand-in for a module the kernel imported, with `__version__` when given."""
+    module = types.ModuleType(name)
+    if version is not None:
+        module.__version__ = version
+    return module
+
+
+def test_an_upgraded_package_the_kernel_had_imported_asks_for_a_restart(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipywidgets", _module("ipywidgets", "7.7.1"))  # imported before the install
+    before = {**runtime.installed_distributions(), "ipywidgets": "7.7.1"}  # the install then moved it to 8.x
+    stale = runtime.modules_needing_restart(before)
+    assert stale == [f"ipywidgets 7.7.1 -> {importlib.metadata.version('ipywidgets')}"]
+    with pytest.raises(runtime.StopNotebook) as stopped:
+        runtime.stop_if_restart_needed(before)
+    message = str(stopped.value)
+    assert "\n" not in message and message.startswith("The course's install changed ipywidgets 7.7.1 -> 8.")
+    assert "restart the runtime (Runtime > Restart session on Colab" in message
+    assert stopped.value._render_traceback_() == [f"Stopped: {message}"]
+
+
+def test_an_install_that_changed_nothing_imported_needs_no_restart(monkeypatch):
+    before = runtime.installed_distributions()
+    runtime.stop_if_restart_needed(before)  # nothing changed at all
+    monkeypatch.delitem(sys.modules, "yaml", raising=False)
+    monkeypatch.setitem(before, "pyyaml", "0.1")  # changed, but never imported by this kernel
+    monkeypatch.setitem(before, "not-there-any-more", "1.0")  # removed, never imported
+    assert runtime.modules_needing_restart(before) == []
+
+
+def test_the_setup_cells_record_reads_with_the_standard_library_only():
+    """The first cell records `{d.name: d.version ...}` before the library exists: names in any spelling."""
+    recorded = {d.name: d.version for d in importlib.metadata.distributions()}
+    assert runtime.modules_needing_restart(recorded) == []
+
+
+def test_changed_removed_and_added_distributions_against_imported_modules():
+    modules = {name: _module(name, None) for name in ("keras", "PIL", "tensorflow", "gone", "yaml")}
+    before = {"keras": "3.13.2", "Pillow": "11.3.0", "tensorflow_cpu": "2.20.0", "gone": "1.0", "PyYAML": "6.0"}
+    installed = {"keras": "3.15.1", "pillow": "11.3.0", "tensorflow-cpu": "2.20.0", "pyyaml": "6.0", "new": "1"}
+    owners = {"keras": ["keras"], "PIL": ["pillow"], "tensorflow": ["tensorflow_cpu"], "gone": ["gone"], "yaml": ["PyYAML"]}
+    stale = runtime.modules_needing_restart(before, modules, installed, lambda: owners)
+    assert stale == ["gone 1.0 -> removed", "keras 3.13.2 -> 3.15.1"]
+    del modules["keras"], modules["gone"]
+    assert runtime.modules_needing_restart(before, modules, installed, lambda: owners) == []

@@ -142,3 +142,35 @@ def test_pyramid_explorer_controls_carry_stable_css_classes(scene: np.ndarray) -
     }
     assert isinstance(explorer.bins, widgets.ipywidgets.SelectMultiple)
     assert isinstance(explorer.view, widgets.ipywidgets.Image)
+
+
+def test_dilation_explorer_follows_both_sliders_through_several_values(scene: np.ndarray) -> None:
+    """Run on ipywidgets 8 here and on Colab's 7.7.1 by tests/test_colab_like.py: the same API in both."""
+    explorer = widgets.DilationExplorer(scene, rate=1, num_layers=1, max_rate=8, max_layers=4)
+    pictures, readouts = {bytes(explorer.view.value)}, {explorer.readout.value}
+    for rate, layers in [(2, 1), (3, 1), (5, 1), (8, 1), (8, 2), (8, 3), (2, 4)]:
+        explorer.rate.value, explorer.layers.value = rate, layers
+        side = 1 + layers * 2 * rate  # 1 + L (k - 1) d with k = 3
+        _, scene_ax = scene_axes(explorer)
+        assert scene_ax.patches[0].get_width() == side
+        assert f"Receptive field: {side} x {side} pixels ({layers} layer(s) of 3x3, dilation {rate})" in (
+            explorer.readout.value
+        )
+        assert bytes(explorer.view.value) not in pictures and explorer.readout.value not in readouts
+        pictures.add(bytes(explorer.view.value))
+        readouts.add(explorer.readout.value)
+
+
+def test_pyramid_explorer_follows_its_bins_control_through_several_values(scene: np.ndarray) -> None:
+    explorer = widgets.PyramidExplorer(scene, channels=2048)
+    pictures, readouts = {bytes(explorer.view.value)}, {explorer.readout.value}
+    for bins in [(1,), (1, 2), (2, 8), (3, 4, 6), (1, 2, 3, 4, 6, 8)]:
+        explorer.bins.value = bins
+        assert len(explorer.figure.axes) == 3 * len(bins)
+        assert [len(ax.lines) for ax in explorer.figure.axes[: len(bins)]] == [2 * (b - 1) for b in bins]
+        grids = ", ".join(f"{b}x{b}" for b in bins)
+        assert explorer.readout.value.startswith(f"{len(bins)} level(s), pooled grids {grids};")
+        assert f"to {2048 // len(bins)}, concatenated" in explorer.readout.value
+        assert bytes(explorer.view.value) not in pictures and explorer.readout.value not in readouts
+        pictures.add(bytes(explorer.view.value))
+        readouts.add(explorer.readout.value)

@@ -17,12 +17,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # The first code cell of every notebook, just below its title. `{install_target}` is the pip target:
 # `git+<course url>` in the committed notebooks, a local clone's path in the Colab-like check.
 SETUP_CELL_TEMPLATE = """\
-# Set-up. On Colab or Kaggle this installs the course library when it is missing; the TensorFlow
-# already installed there stays as it is (the course never installs or upgrades TensorFlow).
+# Set-up. On Colab or Kaggle this installs the course library when it is missing; what the runtime
+# already has (TensorFlow, Keras, ipywidgets, ...) stays as it is. If the install had to change a
+# package this kernel already imported, it stops and asks for a restart.
 try:
     import pspnet_lib
 except ImportError:
+    from importlib.metadata import distributions
+    installed = {{d.name: d.version for d in distributions()}}  # what the runtime has, before installing
     %pip install --quiet "{install_target}"
+    from pspnet_lib.runtime import stop_if_restart_needed
+    stop_if_restart_needed(installed)
 from pspnet_lib.config import import_tensorflow_quietly
 
 tf = import_tensorflow_quietly()  # silences TensorFlow's start-up notices"""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pspnet_lib.data.check import DatasetReport, SplitReport, check_dataset
-from pspnet_lib.data.errors import DataError
+from pspnet_lib.data.errors import CredentialsRejected, DataError
 from pspnet_lib.data.locate import (
     DatasetDirs,
     default_dataset,
@@ -41,7 +41,7 @@ from pspnet_lib.data.synthetic import (
 
 __all__ = [
     "CLASS_NAMES", "DEFAULT_MAX_DISTANCE", "IGNORE_LABEL", "NUM_CLASSES", "PALETTE", "VOID_COLORS",
-    "DataError", "DatasetDirs", "DatasetReport", "SplitReport", "SyntheticPair",
+    "CredentialsRejected", "DataError", "DatasetDirs", "DatasetReport", "SplitReport", "SyntheticPair",
     "check_dataset", "decode_mask", "default_dataset", "default_synthetic_root", "download_cityscapes_pairs",
     "ensure_synthetic_dataset", "find_cityscapes_pairs", "how_to_get", "ids_to_colors", "kaggle_reachable",
     "list_pairs", "make_dataset",

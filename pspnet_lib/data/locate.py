@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pspnet_lib.config import PROJECT_ROOT, data_root, host_reachable
-from pspnet_lib.data.errors import DataError
+from pspnet_lib.data.errors import CredentialsRejected, DataError
 from pspnet_lib.data.pairs import PAIR_SUFFIXES
 from pspnet_lib.data.synthetic import ensure_synthetic_dataset
 
@@ -20,6 +20,8 @@ DATASET_CHOICES = ("auto", "synthetic", "real")
 KAGGLEHUB_CACHE_ENV = "KAGGLEHUB_CACHE"
 KAGGLE_INPUT_DIR = Path("/kaggle/input/cityscapes-image-pairs")
 KAGGLE_ADDRESS = ("www.kaggle.com", 443)
+REJECTED_STATUSES = (401, 403)
+REJECTED_ERRORS = ("UnauthenticatedError", "CredentialError")  # kagglehub.exceptions
 NESTED_NAME = "cityscapes_data"
 MAX_NESTING = 2  # X/train, X/cityscapes_data/train, X/cityscapes_data/cityscapes_data/train
 SPLIT_NAMES = ("train", "val")
@@ -186,6 +188,12 @@ def default_dataset(
     return root
 
 
+def credentials_rejected(error: BaseException) -> bool:
+    """Whether a kagglehub error means "bad or expired credentials" (HTTP 401/403) rather than a network problem."""
+    response = getattr(error, "response", None)
+    return type(error).__name__ in REJECTED_ERRORS or getattr(response, "status_code", None) in REJECTED_STATUSES
+
+
 def download_cityscapes_pairs(timeout: float = 1800.0, output_dir: str | Path | None = None) -> Path:
     """Download the Kaggle pairs with kagglehub (with its progress bar); a clear DataError when offline or too slow."""
     import kagglehub  # imported here: it loads IPython, which a GPU server need not have
@@ -213,6 +221,10 @@ def download_cityscapes_pairs(timeout: float = 1800.0, output_dir: str | Path | 
         error = outcome["error"]
         reason = (str(error).splitlines() or [""])[0]
         reason = reason if len(reason) <= 120 else reason[:117] + "..."
+        if credentials_rejected(error):
+            raise CredentialsRejected(
+                f"Kaggle rejected the credentials for {DATASET_HANDLE} ({type(error).__name__}: {reason})"
+            ) from error
         raise DataError(
             f"could not download {DATASET_HANDLE} ({type(error).__name__}: {reason}); check the network "
             f"connection. {how_to_get(offer_download_command=False)}"

@@ -1,9 +1,15 @@
 """Training: recipes, loss, optimiser, device plan (mixed precision, XLA, distribution), callbacks and `train`.
 
-Submodules, one concept each: `recipes`, `losses`, `optimizers`, `devices`, `callbacks`, `run`. The names a notebook
+Submodules, one concept each: `recipes`, `losses`, `optimizers`, `devices`, `batch_size`, `callbacks`, `run`. The names a notebook
 or the command line needs are re-exported here.
 """
 
+from pspnet_lib.training.batch_size import (
+    BatchChoice,
+    choose_batch_size,
+    explain_out_of_memory,
+    fit_batch_to_gpu,
+)
 from pspnet_lib.training.callbacks import (
     BestCheckpoint,
     CsvHistory,
@@ -51,11 +57,11 @@ from pspnet_lib.training.run import (
 )
 
 __all__ = [
-    "AUX_WEIGHT", "MODELS", "BestCheckpoint", "CrossEntropyJaccard", "CsvHistory", "DevicePlan", "DeviceSwitches", "GpuInfo",
+    "AUX_WEIGHT", "MODELS", "BatchChoice", "BestCheckpoint", "CrossEntropyJaccard", "CsvHistory", "DevicePlan", "DeviceSwitches", "GpuInfo",
     "NanGuard", "PaperSGD", "PreciseBatchNorm", "PaletteColorMSE", "PaletteColourMSE", "PretrainedWeightsUnavailable", "RECIPES", "Recipe", "SaveFinalModel", "TimeBudget", "TrainConfig",
     "TrainResult", "TrainingDiverged", "apply_precision", "atomic_save_model", "atomic_write_text",
-    "build_model", "build_optimizer", "compile_for_training", "create_strategy", "current_plan", "default_recipe_name",
-    "get_recipe",
+    "build_model", "build_optimizer", "choose_batch_size", "compile_for_training", "create_strategy", "current_plan", "default_recipe_name",
+    "explain_out_of_memory", "fit_batch_to_gpu", "get_recipe",
     "monitor_name", "plan_devices", "poly_schedule", "read_history", "recompute_batch_norm_statistics", "run_callbacks",
     "segmentation_loss", "soft_jaccard_loss", "train", "training_targets", "visible_gpus",
 ]
