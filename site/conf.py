@@ -8,6 +8,10 @@ anything from another host, and the notebooks are rendered from their stored out
 import json
 from pathlib import Path
 
+from pspnet_lib.config import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # autodoc imports the library, which imports TensorFlow: no start-up notices
+
 STAGE = Path(__file__).resolve().parent
 SETTINGS = json.loads((STAGE / "site_settings.json").read_text())  # written by tools/site.py
 

@@ -36,7 +36,6 @@ if str(ROOT) not in sys.path:
 from tools import course_url  # noqa: E402
 
 SITE_SOURCES = ROOT / "site"
-STAGE = ROOT / "build" / "site-src"
 OUT = ROOT / "build" / "site"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -94,6 +93,9 @@ def rewrite_links(text: str, url: str, base: str, page_of: dict[str, str]) -> st
 
 def _synthetic_scene(split: str, workdir: Path) -> dict:
     """What the notebooks' data cells define, from the first `split` pair of the synthetic city (seed 0)."""
+    from pspnet_lib.config import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # pspnet_lib.data stands on TensorFlow: no start-up notices in the build log
     from pspnet_lib.data import CLASS_NAMES, list_pairs, read_pair
     from pspnet_lib.data.synthetic import write_synthetic_dataset
 
@@ -338,8 +340,10 @@ def stage_pages(root: Path, stage: Path) -> None:
         stage_notebook(path, stage, url)
 
 
-def build(out: Path = OUT, root: Path = ROOT, stage: Path = STAGE) -> None:
-    """Stage the pages and build the HTML site into `out` (warnings are errors)."""
+def build(out: Path = OUT, root: Path = ROOT, stage: Path | None = None) -> None:
+    """Stage the pages (into `stage`, default `out` + '-src') and build the HTML site into `out` (warnings are
+    errors)."""
+    stage = stage or out.with_name(out.name + "-src")
     start = time.perf_counter()
     stage_pages(root, stage)
     staged = time.perf_counter()
