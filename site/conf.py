@@ -73,7 +73,9 @@ def plain_docstring_to_rst(lines: list[str]) -> list[str]:
             block_indent = None
             if result and result[-1].strip():
                 result.append("")
-        in_list = previous.lstrip().startswith("- ") or (result and _indent(previous) > 0 and not result[-1] == "")
+        in_list = previous.lstrip().startswith("- ") or (
+            result and _indent(previous) > 0 and not result[-1] == ""
+        )
         if line.strip() and previous and _indent(line) > _indent(previous) and not in_list:
             if result and result[-1].strip():
                 result[-1] = result[-1] + ("::" if not result[-1].endswith("::") else "")
@@ -82,7 +84,13 @@ def plain_docstring_to_rst(lines: list[str]) -> list[str]:
                 index = max(i for i, p in enumerate(result) if p.strip())
                 result[index] = result[index] + "::"
             block_indent = _indent(line)
-        elif is_item and result and result[-1].strip() and not previous.lstrip().startswith("- ") and _indent(line) <= _indent(previous):
+        elif (
+            is_item
+            and result
+            and result[-1].strip()
+            and not previous.lstrip().startswith("- ")
+            and _indent(line) <= _indent(previous)
+        ):
             result.append("")
         result.append(line)
     lines[:] = result
@@ -90,4 +98,7 @@ def plain_docstring_to_rst(lines: list[str]) -> list[str]:
 
 
 def setup(app):
-    app.connect("autodoc-process-docstring", lambda app, what, name, obj, options, lines: plain_docstring_to_rst(lines))
+    app.connect(
+        "autodoc-process-docstring",
+        lambda app, what, name, obj, options, lines: plain_docstring_to_rst(lines),
+    )

@@ -110,7 +110,8 @@ def _widget_cell(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     cells = [
         cell
         for cell in notebook.cells
-        if cell.cell_type == "code" and any(WIDGET_VIEW in out.get("data", {}) for out in cell.get("outputs", []))
+        if cell.cell_type == "code"
+        and any(WIDGET_VIEW in out.get("data", {}) for out in cell.get("outputs", []))
     ]
     if len(cells) != 1:
         raise ValueError(f"expected one widget cell, found {len(cells)}")
@@ -144,7 +145,9 @@ def control_choices(control) -> list:
     if isinstance(control, ipywidgets.SelectMultiple):
         options = list(control.options)
         return [
-            tuple(subset) for size in range(len(options) + 1) for subset in itertools.combinations(options, size)
+            tuple(subset)
+            for size in range(len(options) + 1)
+            for subset in itertools.combinations(options, size)
         ]
     raise ValueError(f"no static frames for a {type(control).__name__}")
 
@@ -178,7 +181,9 @@ def draw_all_frames(notebook_path: Path, workers: int = 2) -> list[tuple[str, by
         explorer = build_explorer(notebook_path, Path(workdir))
         combinations = list(itertools.product(*(control_choices(c) for c in explorer.controls)))
     if len(combinations) > MAX_FRAMES:
-        raise ValueError(f"{notebook_path.name}: {len(combinations)} combinations of its controls (at most {MAX_FRAMES})")
+        raise ValueError(
+            f"{notebook_path.name}: {len(combinations)} combinations of its controls (at most {MAX_FRAMES})"
+        )
     chunks = [combinations[i::workers] for i in range(workers)]
     with ProcessPoolExecutor(workers) as pool:
         results = pool.map(_draw_frames, [str(notebook_path)] * workers, chunks)
@@ -198,7 +203,7 @@ def control_html(model: dict, index: int) -> str:
         return (
             f'<label>{label} <input type="range" class="{classes}" data-pspnet-control="{index}" '
             f'min="{model["min"]}" max="{model["max"]}" step="{model.get("step", 1)}" value="{model["value"]}">'
-            f'<output>{model["value"]}</output></label>'
+            f"<output>{model['value']}</output></label>"
         )
     if model["_model_name"] == "SelectMultipleModel":
         options = "".join(
@@ -231,6 +236,8 @@ def explorer_html(state: dict, view_id: str, frame_urls: dict[str, str], frames:
     payload = json.dumps(table).replace("</", "<\\/")
     return (
         f'<div class="{EXPLORER_HTML_CLASS}">'
+        '<p class="pspnet-explorer-note">No kernel needed here: moving a control shows the figure drawn for '
+        "its values when this site was built. In Jupyter the explorer redraws live.</p>"
         f'<div class="pspnet-controls">{"".join(control_html(m, i) for i, m in enumerate(controls))}</div>'
         f'<div class="pspnet-readout">{readout["value"]}</div>'
         f'<img class="pspnet-figure" src="{frame_urls[key]}" data-frame="{key}" alt="the explorer\'s figure">'
@@ -258,21 +265,24 @@ def write_explorer_frames(notebook_path: Path, stage: Path) -> tuple[dict[str, s
 def stage_notebook(path: Path, stage: Path, url: str) -> None:
     """The notebook as its page shows it: links below the title, explorers made static, no widget state."""
     notebook = nbformat.read(path, as_version=4)
-    title = next(i for i, c in enumerate(notebook.cells) if c.cell_type == "markdown" and c.source.startswith("# "))
+    title = next(
+        i for i, c in enumerate(notebook.cells) if c.cell_type == "markdown" and c.source.startswith("# ")
+    )
     notebook.cells.insert(title + 1, nbformat.v4.new_markdown_cell(notebook_links(url, path.name)))
     state = notebook.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     if path.name in EXPLORER_SCENES:
         urls, frames = write_explorer_frames(path, stage)
         cell = _widget_cell(notebook)
-        # The explorer replaces both the live widget and the static snapshot that `show()` stored before it.
-        view = next(out["data"][WIDGET_VIEW] for out in cell.outputs if WIDGET_VIEW in out.get("data", {}))
-        cell.outputs = [
-            nbformat.v4.new_output("display_data", {"text/html": explorer_html(state, view["model_id"], urls, frames)})
-        ]
+        for output in _widget_cell(notebook).outputs:  # the live widget; the static snapshot before it stays
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            if view:
+                output["data"] = {"text/html": explorer_html(state, view["model_id"], urls, frames)}
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             if WIDGET_VIEW in output.get("data", {}):
-                raise ValueError(f"{path.name}: a live widget the site cannot show (add it to EXPLORER_SCENES)")
+                raise ValueError(
+                    f"{path.name}: a live widget the site cannot show (add it to EXPLORER_SCENES)"
+                )
     nbformat.write(notebook, stage / "notebooks" / path.name)
     shutil.copy2(path, stage / "_static" / "notebooks" / path.name)  # the download link's file, as committed
 
@@ -329,12 +339,19 @@ def stage_pages(root: Path, stage: Path) -> None:
     readme = (root / "README.md").read_text()
     for page, source, extra in (
         ("assignments.md", "assignments/kit_readme.md", ""),
-        ("instructors.md", "assignments/README.md", "## Instructor's corner\n" + section(readme, "Instructor's corner")),
+        (
+            "instructors.md",
+            "assignments/README.md",
+            "## Instructor's corner\n" + section(readme, "Instructor's corner"),
+        ),
     ):
         text = (root / source).read_text()
         if page == "instructors.md":
             text = "# For instructors\n\n" + extra + "\n" + re.sub(r"^## ", "## ", text)
-        (stage / page).write_text(GENERATED_MARK.format(source=source) + rewrite_links(text, url, Path(source).parent.as_posix(), page_of))
+        (stage / page).write_text(
+            GENERATED_MARK.format(source=source)
+            + rewrite_links(text, url, Path(source).parent.as_posix(), page_of)
+        )
     (stage / "api.md").write_text(api_page(root))
     for path in course_url.notebook_paths(root):
         stage_notebook(path, stage, url)
@@ -348,10 +365,28 @@ def build(out: Path = OUT, root: Path = ROOT, stage: Path | None = None) -> None
     stage_pages(root, stage)
     staged = time.perf_counter()
     print(f"Staged the pages and drew the explorers' frames in {staged - start:.0f} s; running Sphinx.")
-    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "-d", str(stage / ".doctrees"), str(stage), str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-b",
+        "html",
+        "-d",
+        str(stage / ".doctrees"),
+        str(stage),
+        str(out),
+    ]
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     subprocess.run(command, check=True, env=environment)
     print(f"Sphinx built the site in {time.perf_counter() - staged:.0f} s.")
+
+
+def site_pages(out: Path) -> list[Path]:
+    """The built site's pages (the theme's HTML fragments in _static/ are not pages)."""
+    return sorted(page for page in out.rglob("*.html") if "_static" not in page.relative_to(out).parts)
 
 
 def main(argv: list[str]) -> int:
@@ -365,8 +400,7 @@ def main(argv: list[str]) -> int:
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
-    pages = sum(1 for _ in out.rglob("*.html"))
-    print(f"Built the course site in {out} ({pages} HTML files). Open {out / 'index.html'}.")
+    print(f"Built the course site in {out} ({len(site_pages(out))} pages). Open {out / 'index.html'}.")
     return 0
 
 

@@ -118,7 +118,7 @@ def offline_page(browser: Browser, site_url: str) -> Iterator[tuple[Page, list[s
 def test_the_build_is_clean(built_site) -> None:
     out, log = built_site
     assert not re.search(r"WARNING|ERROR|Traceback", log), log[-5000:]
-    assert f"({sum(1 for _ in out.rglob('*.html'))} HTML files)" in log
+    assert f"({len(site.site_pages(out))} pages)" in log
 
 
 def test_the_pages(built_site) -> None:
@@ -139,7 +139,10 @@ def test_the_pages(built_site) -> None:
     assert "How it is graded" in (out / "assignments.html").read_text()
     assert "nbgrader" in (out / "instructors.html").read_text()
     api = (out / "api.html").read_text()
-    assert 'id="pspnet_lib.layers.PyramidPoolingModule"' in api and 'id="pspnet_lib.widgets.DilationExplorer"' in api
+    assert (
+        'id="pspnet_lib.layers.PyramidPoolingModule"' in api
+        and 'id="pspnet_lib.widgets.DilationExplorer"' in api
+    )
 
 
 def test_nothing_of_the_assignment_sources(built_site) -> None:
@@ -149,12 +152,15 @@ def test_nothing_of_the_assignment_sources(built_site) -> None:
         if page.is_file() and page.suffix in {".html", ".txt", ".ipynb", ".js"}:
             text = page.read_text(errors="replace")
             assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, page
-    assert not list(out.rglob("*source*/a1_*")) and "assignments/source" not in (out / "assignments.html").read_text()
+    assert (
+        not list(out.rglob("*source*/a1_*"))
+        and "assignments/source" not in (out / "assignments.html").read_text()
+    )
 
 
 def test_every_internal_link_and_image_resolves(built_site) -> None:
     out, _ = built_site
-    pages = sorted(out.rglob("*.html"))
+    pages = site.site_pages(out)
     ids = {page: _parse(page).ids for page in pages}
     checked = 0
     for page in pages:
@@ -254,7 +260,9 @@ def test_no_image_comes_from_the_real_pairs(built_site) -> None:
         if image in frames:
             continue
         digest = hashlib.sha256(image.read_bytes()).hexdigest()
-        assert digest in stored or digest in shipped, f"{image.relative_to(out)}: not a stored output or a theme icon"
+        assert digest in stored or digest in shipped, (
+            f"{image.relative_to(out)}: not a stored output or a theme icon"
+        )
     for path in (PROJECT / "notebooks" / name for name in site.EXPLORER_SCENES):
         assert SYNTHETIC_ANNOUNCEMENT in _stored_text(path)
         page = (out / "notebooks" / f"{path.stem}.html").read_text()
@@ -324,3 +332,15 @@ def test_choosing_other_bins_changes_the_figure(offline_page, site_url) -> None:
     assert "2 level(s)" in explorer.locator(".pspnet-readout").inner_text()
     assert changed_fraction(png_to_rgb(before), png_to_rgb(after)) > 0.01
     assert not refused, refused
+
+
+def test_the_pages_workflow_publishes_what_make_site_builds() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((PROJECT / ".github" / "workflows" / "pages.yml").read_text())
+    assert workflow[True]["push"]["branches"] == ["main"]  # YAML reads the key `on` as True
+    steps = workflow["jobs"]["build"]["steps"]
+    assert any(step.get("run", "").startswith("make site") for step in steps)
+    upload = next(step for step in steps if "upload-pages-artifact" in step.get("uses", ""))
+    assert upload["with"]["path"] == "build/site"
+    assert "site: setup\n\t$(BIN)/python tools/site.py build/site" in (PROJECT / "Makefile").read_text()
