@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 from tools import course_url  # noqa: E402
 
-SITE_SOURCES = ROOT / "site"
+SITE_SOURCES = ROOT / "docs"  # conf.py and the static files; the pages are staged from the repository
 OUT = ROOT / "build" / "site"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
