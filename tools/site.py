@@ -331,7 +331,8 @@ def api_page(root: Path) -> str:
     )
     parts = ["# The library: `pspnet_lib`\n", "What the notebooks import, generated from its docstrings.\n"]
     for name in names:
-        parts.append(f"## `{name}`\n\n```{{eval-rst}}\n.. automodule:: {name}\n```\n")
+        # ignore-module-all: an object re-exported by a package is documented once, where it is defined
+        parts.append(f"## `{name}`\n\n```{{eval-rst}}\n.. automodule:: {name}\n   :ignore-module-all:\n```\n")
     return "\n".join(parts)
 
 
