@@ -29,7 +29,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 PYTEST_ARGS ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: setup browser-deps lab test check notebooks bench lint assignments grade clean-venv help course-url dist constraints
+.PHONY: setup browser-deps lab test check notebooks bench lint assignments grade clean-venv help course-url dist constraints site
 
 help:
 	@echo "make lab        install if needed, then open JupyterLab on notebooks/"
@@ -43,6 +43,7 @@ help:
 	@echo "make lint       ruff"
 	@echo "make course-url URL=https://github.com/ORG/REPO  point the notebooks' first cell and README links at a fork"
 	@echo "make dist       build the library's wheel and sdist into dist/"
+	@echo "make site       build the course's web site into build/site/ from the stored notebooks (no execution)"
 	@echo "make constraints  re-pin requirements/constraints.txt from .venv (after changing a requirement)"
 
 setup: $(STAMP)
@@ -140,6 +141,12 @@ course-url:
 dist: setup
 	rm -f dist/pspnet_course-*
 	$(BIN)/python -m build --outdir dist .
+
+# The course site (build/site/index.html): the notebooks as committed, never executed, with Colab/Kaggle links
+# from the course address, the explorers' frames drawn on the synthetic city, search and the API reference.
+# Sphinx warnings are errors. .github/workflows/pages.yml publishes it.
+site: setup
+	$(BIN)/python tools/site.py build/site
 
 # Exact versions of everything in .venv, for reproducible installs (commit the result). The other
 # TensorFlow builds (tensorflow for macOS and GPUs) get the same version as the one installed here.
