@@ -13,6 +13,7 @@ even when an earlier cell printed the same label without figures). The number mu
 digits, same rounding; thousands commas and a leading `+` are part of the spelling). This test reads the
 committed .ipynb files, so after `make notebooks` re-executes them, any figure whose printed value
 changed makes `make test` fail, naming the notebook, the key, the figure and the line now printed.
+Durations (which always depend on the machine) may not appear in prose without a mark at all.
 """
 
 from __future__ import annotations
@@ -168,3 +169,25 @@ def test_the_measured_notebooks_use_the_mark() -> None:
     }
     for number in ("07", "08", "09"):
         assert counts.get(number, 0) >= 2, f"notebook {number} states no marked figure: {counts}"
+
+
+# A duration in prose is always a measurement (it depends on the machine), so it must be marked.
+DURATION = re.compile(r"(?<![\w.\-])\d+(?:\.\d+)?\s*(?:ms|s|sec|seconds?|min|minutes?|h|hours?|days?)\b")
+MARKED_FIGURE = re.compile(rf"(?<![\w.]){NUMBER}<!--.*?-->")
+
+
+def unmarked_durations(markdown: str) -> list[str]:
+    """Durations ("381 s", "2.4 hours") written in `markdown` without a printed-figure mark."""
+    return DURATION.findall(MARKED_FIGURE.sub("MARKED", markdown))
+
+
+def test_an_unmarked_duration_is_found() -> None:
+    assert unmarked_durations("trains in 381 s, or 2.4 hours; 10-minute runs") == ["381 s", "2.4 hours"]
+    assert unmarked_durations("trains in 381<!-- printed: article #4 --> s") == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_no_duration_is_typed_by_hand(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    typed = [found for cell in notebook.cells if cell.cell_type == "markdown" for found in unmarked_durations(cell.source)]
+    assert typed == [], f"{path.name}: durations typed by hand (print them, or mark them): {typed}"
