@@ -1,4 +1,5 @@
-"""Teaching figures for the notebooks: dilated kernel taps, receptive fields and the pyramid's pooling grid.
+"""Teaching figures for the notebooks: dilated kernel taps, receptive fields, the pyramid's pooling grid, and
+the architecture (backbone stages, assembled network) read from a built model.
 
 The geometry is computed here with NumPy alone (no TensorFlow), so it can be checked independently
 of the layers it explains. Drawing functions take a matplotlib `Axes` or `Figure` and return what they
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -213,3 +216,141 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a built backbone, read from its layers: blocks, stride and dilation, output shape."""
+
+    name: str
+    blocks: int  # residual blocks (0 for the stem)
+    stride: int  # how much the stage shrinks the map (input side / output side)
+    dilation: int  # rate of its 3x3 convolutions (1 for the stem)
+    shape: tuple[int, int, int]  # output (height, width, channels)
+    output_stride: int  # image side / output side
+
+
+def backbone_stages(backbone: Any) -> list[Stage]:
+    """The stem and the `convN_blockM` stages of a built backbone with a fixed input size, from its layers.
+
+    Duck-typed (no TensorFlow import): `backbone.layers` with `.name` and `.output.shape`, and residual blocks
+    with a `.dilation`. Strides come from the output shapes, so the figure shows what the model really does.
+    """
+    image_height = backbone.inputs[0].shape[1]
+    if image_height is None:
+        raise ValueError("backbone_stages needs a backbone built with a fixed input size, e.g. (256, 512, 3)")
+    groups: dict[str, list[Any]] = {}
+    for layer in backbone.layers[1:]:
+        key = layer.name.split("_block")[0] if "_block" in layer.name else "stem"
+        groups.setdefault(key, []).append(layer)
+    stages, side = [], image_height
+    for name, members in groups.items():
+        height, width, channels = (int(n) for n in members[-1].output.shape[1:])
+        blocks = [layer for layer in members if hasattr(layer, "dilation")]
+        dilation = int(blocks[0].dilation) if blocks else 1
+        stages.append(Stage(name, len(blocks), side // height, dilation, (height, width, channels), image_height // height))
+        side = height
+    return stages
+
+
+def _box(ax: Axes, x: float, y: float, text: str, color: str, width: float = 1.6, height: float = 0.9) -> Rectangle:
+    """A rounded-looking labelled box centred at (x, y)."""
+    box = ax.add_patch(Rectangle((x - width / 2, y - height / 2), width, height, facecolor=color, edgecolor="black"))
+    ax.text(x, y, text, ha="center", va="center", fontsize=8)
+    return box
+
+
+def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """An arrow from `start` to `end`."""
+    ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "black"})
+
+
+def _shape(shape: Sequence[int]) -> str:
+    """(H, W, C) as 'HxWxC'."""
+    return "x".join(str(int(n)) for n in shape)
+
+
+def draw_backbone_stages(ax: Axes, stages: Sequence[Stage], image_shape: Sequence[int]) -> list[Rectangle]:
+    """One box per stage, left to right, its height proportional to its map's height; returns the boxes."""
+    if not stages:
+        raise ValueError("stages is empty: pass backbone_stages(model) of a built backbone")
+    boxes = [_box(ax, 0, 0, f"image\n{_shape(image_shape)}", "white", height=2.4)]
+    for index, stage in enumerate(stages, start=1):
+        what = "" if stage.blocks == 0 else f"\n{stage.blocks} block{'s' * (stage.blocks > 1)}"
+        text = (f"{stage.name}{what}\nstride {stage.stride}, rate {stage.dilation}\n{_shape(stage.shape)}\n"
+                f"1/{stage.output_stride} of the image")
+        height = max(2.4 * stage.shape[0] / image_shape[0], 0.0) + 1.2
+        color = "#fde9c9" if stage.dilation > 1 else "#dce9f5"
+        boxes.append(_box(ax, 2.2 * index, 0, text, color, width=1.9, height=height))
+        _arrow(ax, (2.2 * index - 1.3, 0), (2.2 * index - 0.95, 0))
+    ax.set_xlim(-1, 2.2 * len(stages) + 1.1)
+    ax.set_ylim(-1.9, 1.9)
+    ax.set_axis_off()
+    return boxes
+
+
+def network_parts(model: Any) -> dict[str, tuple[int, ...]]:
+    """Output shape (without the batch) of each part of a built PSPNet or FCN, read from its layers.
+
+    Keys: the backbone's stages (`backbone_stages`), `pyramid b` for each bin count (the pooled b x b map),
+    `concatenation`, `head`, `logits`, and with an auxiliary head `aux head`, `aux logits`.
+    """
+    layers = {layer.name: layer for layer in model.layers}
+    parts = {stage.name: stage.shape for stage in backbone_stages(layers["backbone"])}
+    if "pyramid_pooling" in layers:
+        pyramid = layers["pyramid_pooling"]
+        channels = int(pyramid.input.shape[-1])
+        for bins in pyramid.bins:
+            parts[f"pyramid {bins}"] = (bins, bins, int(pyramid.branch_filters(channels)))
+        parts["concatenation"] = tuple(int(n) for n in pyramid.output.shape[1:])
+    for key, name in (("head", "head_relu"), ("logits", "logits"), ("aux head", "aux_head_relu"),
+                      ("aux logits", "aux_logits")):
+        if name in layers:
+            parts[key] = tuple(int(n) for n in layers[name].output.shape[1:])
+    return parts
+
+
+def draw_network(ax: Axes, model: Any) -> dict[str, Rectangle]:
+    """The assembled network (backbone, pyramid branches, concatenation, heads) with each tensor's shape.
+
+    Drawn from the built `model` (fixed input size) through `network_parts`; returns the boxes by part name.
+    """
+    parts = network_parts(model)
+    image_shape = tuple(int(n) for n in model.inputs[0].shape[1:])
+    stages = [name for name in parts if name.startswith(("stem", "conv"))]
+    pyramid = [name for name in parts if name.startswith("pyramid ")]
+    boxes = {"image": _box(ax, 0, 0, f"image\n{_shape(image_shape)}", "white")}
+    x = 0.0
+    for name in stages:
+        x += 2.0
+        boxes[name] = _box(ax, x, 0, f"{name}\n{_shape(parts[name])}", "#dce9f5")
+        _arrow(ax, (x - 1.2, 0), (x - 0.8, 0))
+    last = x
+    if pyramid:
+        x += 2.4
+        for row, name in enumerate(pyramid):
+            y = 1.5 * (len(pyramid) - 1) / 2 - 1.5 * row
+            bins = name.split()[1]
+            boxes[name] = _box(ax, x, y, f"pool to {bins}x{bins}, 1x1 conv\n{_shape(parts[name])}, upsample", "#fde9c9", 2.2)
+            _arrow(ax, (last + 0.8, 0), (x - 1.1, y))
+            _arrow(ax, (x + 1.1, y), (x + 1.6, 0))
+        x += 2.4
+        boxes["concatenation"] = _box(ax, x, 0, f"concatenate\n{_shape(parts['concatenation'])}", "#e3f1dc")
+        _arrow(ax, (last + 0.8, 0.45), (x - 0.8, 0.3))  # the features themselves join the concatenation
+    for name, label in (("head", "3x3 conv head"), ("logits", "1x1 conv, upsample\nlogits")):
+        x += 2.0
+        x += 0.3 * (name == "logits")
+        boxes[name] = _box(ax, x, 0, f"{label}\n{_shape(parts[name])}", "#e3f1dc", 1.6 + 0.6 * (name == "logits"))
+        _arrow(ax, (x - 1.2 - 0.3 * (name == "logits"), 0), (x - 0.8 - 0.3 * (name == "logits"), 0))
+    bottom = -1.5 * (len(pyramid) + 1) / 2 - 0.5
+    if "aux head" in parts:
+        conv4 = boxes.get("conv4")
+        start = conv4.get_x() + conv4.get_width() / 2 if conv4 is not None else last
+        boxes["aux head"] = _box(ax, start + 2.0, bottom, f"aux 3x3 conv head\n{_shape(parts['aux head'])}", "#eeeeee", 2.0)
+        boxes["aux logits"] = _box(ax, start + 4.4, bottom, f"aux logits\n{_shape(parts['aux logits'])}", "#eeeeee", 2.0)
+        _arrow(ax, (start, -0.45), (start + 1.0, bottom + 0.45))
+        _arrow(ax, (start + 3.0, bottom), (start + 3.4, bottom))
+    ax.set_xlim(-1, x + 1.3)
+    ax.set_ylim(bottom - 0.8, -bottom + 0.3)
+    ax.set_axis_off()
+    return boxes

@@ -1,8 +1,9 @@
 """Prediction and evaluation: single-scale, flip, multi-scale and sliding-window inference, and scoring.
 
 Every path works on class probabilities (B, H, W, C), so test-time tricks simply average them. A model
-that paints RGB (the article model) is decoded with `decode_mask` to one-hot probabilities; a pixel it
-paints in a void colour gets all zeros and ends up as `IGNORE_LABEL` ("no class"), scored as a miss.
+that paints RGB (the article model) is scored by the nearest of the 19 class colours, with no distance limit
+and no border rule: `decode_mask` is the decoder for JPEG label files, and its limit and border rule would
+turn a model's blurred, off-palette colours into "no class" and so measure the decoder, not the model.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from pspnet_lib import models
-from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, DataError, decode_mask
+from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, PALETTE, DataError
 
 # Re-exported for notebooks and the CLI: photos are read in `data.photos`, overlay colours live in `data.palette`.
 from pspnet_lib.data.palette import overlay_colors
@@ -63,9 +64,15 @@ def main_output(model: keras.Model, images: np.ndarray) -> np.ndarray:
     return output.reshape(images.shape[:3] + (3,)) if output.ndim == 2 else output
 
 
+def nearest_class_colors(rgb: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] (..., 3) -> the train id (...) of the nearest of the class colours (`PALETTE`), no limit."""
+    squared = ((np.asarray(rgb, np.float32)[..., None, :] * 255.0 - PALETTE.astype(np.float32)) ** 2).sum(-1)
+    return squared.argmin(-1).astype(np.uint8)
+
+
 def colors_to_probabilities(rgb: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
-    """RGB output in [0, 1] -> one-hot class probabilities via `decode_mask`; void colours give all zeros."""
-    ids = decode_mask(np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8))
+    """RGB output in [0, 1] -> one-hot class probabilities of the nearest class colour (never void)."""
+    ids = nearest_class_colors(rgb)
     return (ids[..., None] == np.arange(num_classes)).astype(np.float32)
 
 

@@ -175,3 +175,43 @@ def test_figure_png_is_a_png() -> None:
     fig = Figure(figsize=(1, 1))
     fig.subplots().plot([0, 1])
     assert diagrams.figure_png(fig).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_backbone_stages_are_read_from_the_built_model_and_follow_the_spec():
+    from pspnet_lib import models
+
+    for output_stride in (8, 16):
+        backbone = models.build_backbone("small", (64, 128, 3), output_stride=output_stride)
+        stages = diagrams.backbone_stages(backbone)
+        assert [stage.name for stage in stages] == ["stem", "conv2", "conv3", "conv4", "conv5"]
+        schedule = models.stage_strides_and_dilations(output_stride)
+        assert [(stage.stride, stage.dilation) for stage in stages[1:]] == schedule
+        assert stages[-1].output_stride == output_stride
+        assert stages[-1].shape == (64 // output_stride, 128 // output_stride, backbone.output_shape[1][-1])
+    with pytest.raises(ValueError, match="fixed input size"):
+        diagrams.backbone_stages(models.build_backbone("small"))
+
+
+def test_network_parts_and_figures_show_the_built_models_shapes():
+    import matplotlib.pyplot as plt
+
+    from pspnet_lib import models
+
+    pspnet = models.build_pspnet(19, backbone="small", input_shape=(64, 96, 3), bins=(1, 2, 4))
+    parts = diagrams.network_parts(pspnet)
+    channels = pspnet.get_layer("backbone").output_shape[1][-1]
+    assert [parts[f"pyramid {b}"] for b in (1, 2, 4)] == [(b, b, channels // 3) for b in (1, 2, 4)]
+    assert parts["concatenation"] == (8, 12, channels + 3 * (channels // 3))
+    assert parts["logits"] == parts["aux logits"] == (64, 96, 19)
+    fcn = diagrams.network_parts(models.build_dilated_fcn(19, backbone="small", input_shape=(64, 96, 3), aux_head=False))
+    assert not any(name.startswith("pyramid") or name.startswith("aux") for name in fcn)
+    fig, ax = plt.subplots()
+    boxes = diagrams.draw_network(ax, pspnet)
+    assert set(boxes) == {"image", *parts}
+    texts = [text.get_text() for text in ax.texts]
+    assert any("2x2x" in text for text in texts) and any("64x96x19" in text for text in texts)
+    fig2, ax2 = plt.subplots()
+    stages = diagrams.backbone_stages(pspnet.get_layer("backbone"))
+    assert len(diagrams.draw_backbone_stages(ax2, stages, (64, 96, 3))) == len(stages) + 1
+    assert any("rate 4" in text.get_text() for text in ax2.texts)
+    plt.close(fig), plt.close(fig2)

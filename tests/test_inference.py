@@ -139,12 +139,13 @@ def test_rgb_model_output_is_decoded_to_the_nearest_palette_class():
     assert (inference.predict_ids(model, images((1, 8, 8))) == car).all()
 
 
-def test_rgb_model_painting_a_void_colour_scores_as_misses():
-    model = colour_model((0.0, 0.0, 0.0))  # black: the 'unlabeled' void colour
+def test_rgb_model_painting_a_void_colour_scores_as_its_nearest_class():
+    model = colour_model((0.0, 0.0, 0.0))  # black: the 'unlabeled' void colour, nearest class colour truck's
     labels = np.zeros((1, 8, 8), np.int32)
     labels[0, 0, :4] = IGNORE_LABEL
     scores = inference.evaluate(model, [(images((1, 8, 8)), labels)])
-    assert scores.pixel_accuracy == 0.0 and scores.confusion[:, -1].sum() == 60
+    truck = 14
+    assert scores.pixel_accuracy == 0.0 and scores.confusion[0, truck] == 60 and scores.confusion.sum() == 60
 
 
 def test_evaluate_scores_a_perfect_and_a_known_wrong_model():
@@ -311,3 +312,17 @@ def test_a_corrupt_model_file_is_named_as_not_a_model(tmp_path):
     broken.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DataError, match=r"model\.keras is not a readable \.keras model"):
         inference.load_model(broken)
+
+
+def test_a_painted_colour_scores_as_the_nearest_class_colour_with_no_limit_or_border_rule():
+    from pspnet_lib.data import CLASS_NAMES, PALETTE
+
+    grey = np.full((1, 6, 6, 3), 128 / 255, np.float32)  # far (> 40) from every class colour
+    ids = inference.probabilities_to_ids(inference.colors_to_probabilities(grey))
+    squared = ((PALETTE.astype(float) - 128) ** 2).sum(-1)
+    assert (ids == squared.argmin()).all()  # a class, never IGNORE_LABEL as decode_mask would give
+    # A lone pixel of another class colour inside road: decode_mask's border rule would reject it.
+    road = np.broadcast_to(PALETTE[0] / 255, (1, 7, 7, 3)).astype(np.float32).copy()
+    road[0, 3, 3] = PALETTE[CLASS_NAMES.index("person")] / 255
+    ids = inference.probabilities_to_ids(inference.colors_to_probabilities(road))
+    assert ids[0, 3, 3] == CLASS_NAMES.index("person") and (np.delete(ids.ravel(), 24) == 0).all()
