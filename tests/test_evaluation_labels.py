@@ -82,14 +82,14 @@ def test_standard_scorer_counts_border_blends_and_border_aware_leaves_them_out(b
     assert standard.as_dict()["labels"] == "standard"
 
 
-def test_make_dataset_scores_standard_labels_and_trains_on_border_aware_ones(blend_pairs):
+def test_make_dataset_gives_training_labels_unless_told(blend_pairs):
     def label_ids(**options) -> set[int]:
         dataset = make_dataset(blend_pairs, "train", image_size=SIDE, batch_size=1, shuffle=False, **options)
         return set(np.unique(next(iter(dataset))[1].numpy()).tolist())
 
-    assert POLE in label_ids(augment=False)  # unaugmented batches are for scoring: standard
     assert POLE not in label_ids(augment=True, scale_range=(1.0, 1.0))  # training batches: border-aware
-    assert POLE not in label_ids(augment=False, labels="border-aware")
+    assert POLE not in label_ids(augment=False)  # the same labels unaugmented: one pipeline, one default
+    assert POLE in label_ids(augment=False, labels=EVALUATION_LABELS)  # what a score counts
     with pytest.raises(ValueError, match="labels must be one of standard, border-aware"):
         make_dataset(blend_pairs, "val", labels="plain")
 

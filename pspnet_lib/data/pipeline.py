@@ -20,7 +20,6 @@ from pspnet_lib.data.locate import resolve_dataset_dirs
 from pspnet_lib.data.pairs import evenly_spaced, list_pairs, photo_size, usable_pairs
 from pspnet_lib.data.palette import (
     DEFAULT_MAX_DISTANCE,
-    EVALUATION_LABELS,
     IGNORE_LABEL,
     TRAINING_LABELS,
     decode_mask,
@@ -218,7 +217,7 @@ def make_dataset(
     shuffle_buffer: int = 512,
     crop_size: int | tuple[int, int] | None = None,
     full_resolution: bool = False,
-    labels: str | None = None,
+    labels: str = TRAINING_LABELS,
 ) -> tf.data.Dataset:
     """Batches of (image float32 [0, 1] (B, H, W, 3), label int32 (B, H, W)) from the pairs of `split` under `root`.
 
@@ -234,8 +233,8 @@ def make_dataset(
     of 2048x1024 Cityscapes scenes. `full_resolution` (augmented batches only) keeps the scenes at the files' own
     resolution (when larger than `image_size`) and cuts the same crops from there, so a crop shows the photo's
     own detail instead of a scene first shrunk to `image_size` (and, scaled up, blurred); the labels too keep their thin objects.
-    `labels` names the label decoding (palette.LABEL_DECODINGS); None: `TRAINING_LABELS` for augmented batches
-    (what a network learns from), `EVALUATION_LABELS` otherwise (what a score counts: every labelled pixel).
+    `labels` names the label decoding (palette.LABEL_DECODINGS): `TRAINING_LABELS` (border-aware) by default, what a
+    network learns from; batches that are scored pass `EVALUATION_LABELS` (standard: every labelled pixel counts).
     """
     size = image_hw(image_size)
     out_size = size if crop_size is None else image_hw(crop_size)
@@ -245,7 +244,7 @@ def make_dataset(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive int or None, got {limit!r}")
     augment = split == "train" if augment is None else augment
-    border_aware = is_border_aware(labels or (TRAINING_LABELS if augment else EVALUATION_LABELS))
+    border_aware = is_border_aware(labels)
     shuffle = split == "train" if shuffle is None else shuffle
     if crop_size is not None and (not augment or out_size[0] > size[0] or out_size[1] > size[1]):
         raise ValueError(
