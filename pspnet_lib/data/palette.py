@@ -116,10 +116,12 @@ def color_index_of(name: str) -> int:
     return int(matches[0])
 
 
-def decode_mask(rgb: Any, max_distance: float = DEFAULT_MAX_DISTANCE, border_aware: bool = True) -> Any:
+def decode_mask(
+    rgb: Any, max_distance: float = DEFAULT_MAX_DISTANCE, border_aware: bool = LABEL_DECODINGS[TRAINING_LABELS]
+) -> Any:
     """Colour label map (..., H, W, 3) uint8 -> train ids (..., H, W) uint8; void or far colours -> 255.
 
-    With `border_aware` (the default) a pixel takes the nearest colour among those that appear cleanly
+    With `border_aware` (the default, as `TRAINING_LABELS`; False is the "standard" decoding) a pixel takes the nearest colour among those that appear cleanly
     within its `SUPPORT_WINDOW` (see the note above), so JPEG blends at class borders never invent a class.
     """
     if max_distance < 0:
