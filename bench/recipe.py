@@ -72,7 +72,7 @@ def train_command(setup: RecipeSetup, data: Path, out: Path, seed: int) -> list[
 
 def score(model, data: Path, setup: RecipeSetup) -> dict[str, dict]:
     """Scores (mIoU, pixel accuracy, ...) of a model or saved model file on the subset's val pairs at the training
-    size, by label decoding: "standard" (what every comparison uses) and "border-aware"."""
+    size, by label decoding: the evaluation default (standard, what every comparison uses) and border-aware."""
     from pspnet_lib import inference
     from pspnet_lib.data.palette import LABEL_DECODINGS
 
@@ -84,9 +84,11 @@ def score(model, data: Path, setup: RecipeSetup) -> dict[str, dict]:
 
 
 def final_scores(scores: dict[str, dict], prefix: str = "final") -> dict:
-    """The flat result keys of `score`'s answer: `final_miou` (standard labels), `final_miou_border_aware`, ..."""
+    """The flat result keys of `score`'s answer: `final_miou` (EVALUATION_LABELS), `final_miou_border_aware`, ..."""
+    from pspnet_lib.data.palette import EVALUATION_LABELS
+
     return {
-        f"{prefix}_{name}{'' if labels == 'standard' else '_' + labels.replace('-', '_')}": scores[labels][name]
+        f"{prefix}_{name}{'' if labels == EVALUATION_LABELS else '_' + labels.replace('-', '_')}": scores[labels][name]
         for labels in scores for name in ("miou", "pixel_accuracy")
     }
 
@@ -106,10 +108,10 @@ def run_seed(setup: RecipeSetup, data: Path, out: Path, seed: int) -> dict:
     if status != 0:
         raise RuntimeError(f"train exited with status {status} for seed {seed}")
     steps = int(keras.saving.load_model(out / "model.keras").optimizer.iterations)  # compiled: with its optimizer
-    best = score(out / "best.keras", data, setup)["standard"]
+    best = final_scores(score(out / "best.keras", data, setup), "best")
     return {
         "seed": seed, **final_scores(score(out / "model.keras", data, setup)),
-        "best_miou": best["miou"], "best_pixel_accuracy": best["pixel_accuracy"], "steps": steps,
+        "best_miou": best["best_miou"], "best_pixel_accuracy": best["best_pixel_accuracy"], "steps": steps,
         "epochs": len(read_history(out / "history.csv")), "seconds": seconds,
         "images_per_second": steps * setup.batch_size / seconds,
     }
@@ -183,11 +185,13 @@ def system_summary(results: list[dict]) -> dict:
 def comparison_row(recipe: list[dict], baseline: list[dict], cpu_flags: list[str]) -> Row:
     """Recipe / plain baseline: the ratio of mean final mIoU (standard labels), the paired per-seed ratios' spread,
     both systems' seeds, the same ratio on border-aware labels, and the CPU's instruction-set flags."""
+    from pspnet_lib.data.palette import EVALUATION_LABELS
+
     ours, plain = system_summary(recipe), system_summary(baseline)
     ratio = ours["mean_miou"] / plain["mean_miou"] if plain["mean_miou"] > 0 else None
     paired = [r["final_miou"] / b["final_miou"] for r, b in zip(recipe, baseline, strict=True) if b["final_miou"] > 0]
     extra = {
-        "labels": "standard", "recipe": ours, "baseline": plain, "ratio": ratio, "paired_ratios": paired,
+        "labels": EVALUATION_LABELS, "recipe": ours, "baseline": plain, "ratio": ratio, "paired_ratios": paired,
         "ratio_range": [min(paired), max(paired)] if paired else None, "ratio_sd": spread(paired), "cpu_flags": cpu_flags,
     }
     if "mean_miou_border_aware" in ours and "mean_miou_border_aware" in plain and plain["mean_miou_border_aware"] > 0:
@@ -197,7 +201,7 @@ def comparison_row(recipe: list[dict], baseline: list[dict], cpu_flags: list[str
         return "" if value is None else f" ± {value:.3f}"
 
     detail = (
-        f"{len(recipe)} seeds each, standard labels: recipe {ours['mean_miou']:.3f}{sd(ours['sd_miou'])}, plain "
+        f"{len(recipe)} seeds each, {EVALUATION_LABELS} labels: recipe {ours['mean_miou']:.3f}{sd(ours['sd_miou'])}, plain "
         f"baseline {plain['mean_miou']:.3f}{sd(plain['sd_miou'])} mIoU (mean ± sd over seeds)"
         + (f"; per-seed ratios {min(paired):.2f}-{max(paired):.2f}" if paired else "")
         + f"; CPU flags: {' '.join(cpu_flags) or 'none found'}"
