@@ -147,19 +147,20 @@ def run_learning(args: argparse.Namespace, scratch: Path, machine: dict) -> list
 
 
 def run_recipe(args: argparse.Namespace, scratch: Path, machine: dict) -> Iterable[Row]:
-    """The CPU recipe on the real pairs, 3 seeds of 10 minutes (nothing without the real pairs)."""
+    """The CPU recipe beside the plain baseline on the real pairs, 3 seeds of 10 minutes each (nothing without the real
+    pairs)."""
     from bench.recipe import RecipeSetup, recipe_rows
     from pspnet_lib.data import find_cityscapes_pairs
 
     if args.quick:
         setup = RecipeSetup(quick_dataset(scratch), args.budget_minutes or QUICK_BUDGET_MINUTES, 8, 4, 64, 4, (0,))
-        return recipe_rows(setup, scratch / "recipe")
+        return recipe_rows(setup, scratch / "recipe", machine.get("cpu_flags"))
     real = find_cityscapes_pairs()
     if real is None:
         print("Section recipe: the real pairs are not here (see README 'Getting the real set'); skipped.", file=sys.stderr)
         return []
     setup = RecipeSetup(real, args.budget_minutes or RECIPE_BUDGET_MINUTES, seeds=args.seeds)
-    return recipe_rows(setup, scratch / "recipe")
+    return recipe_rows(setup, scratch / "recipe", machine.get("cpu_flags"))
 
 
 def run_notebooks(args: argparse.Namespace, scratch: Path, machine: dict) -> Iterable[Row]:

@@ -30,14 +30,11 @@ class LearningSetup:
 
 
 def validation_miou(model, setup: LearningSetup) -> float:
-    """mIoU of `model` over the whole val split of `setup.data`, scored by the library's `inference.evaluate`."""
+    """mIoU of `model` over the whole val split of `setup.data`, scored by the library's `inference.evaluate_split`
+    (standard labels, its default)."""
     from pspnet_lib import inference
-    from pspnet_lib.data import make_dataset
 
-    dataset = make_dataset(
-        setup.data, "val", image_size=setup.image_size, batch_size=setup.batch_size, augment=False, shuffle=False
-    )
-    return inference.evaluate(model, dataset).miou
+    return inference.evaluate_split(model, setup.data, "val", image_size=setup.image_size, batch_size=setup.batch_size).miou
 
 
 def step_counter():

@@ -1,4 +1,4 @@
-"""The machine a benchmark ran on: CPU model, cores, GPUs and library versions."""
+"""The machine a benchmark ran on: CPU model and instruction-set flags, cores, GPUs and library versions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 CPUINFO = Path("/proc/cpuinfo")
+# The instruction-set extensions TensorFlow's CPU kernels (oneDNN) choose between: wider vectors and matrix units make
+# the same recipe take more steps in its budget, so results from two CPUs compare only with these known.
+ISA_FLAG_PREFIXES = ("avx2", "avx512", "amx")
 VERSIONED_PACKAGES = (
     "tensorflow",
     "tensorflow-cpu",
@@ -30,6 +33,23 @@ def cpu_model_from_cpuinfo(text: str) -> str | None:
             if name.strip().lower() == key and value.strip() and not value.strip().isdigit():
                 return value.strip()
     return None
+
+
+def cpu_isa_flags_from_cpuinfo(text: str) -> list[str]:
+    """The `ISA_FLAG_PREFIXES` flags (avx2, avx512*, amx*) of the first "flags" line of a /proc/cpuinfo text, sorted."""
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "flags":
+            return sorted(flag for flag in set(value.split()) if flag.startswith(ISA_FLAG_PREFIXES))
+    return []
+
+
+def cpu_isa_flags() -> list[str]:
+    """This CPU's avx2/avx512*/amx* flags (empty where /proc/cpuinfo is missing or has none, e.g. ARM)."""
+    try:
+        return cpu_isa_flags_from_cpuinfo(CPUINFO.read_text())
+    except OSError:
+        return []
 
 
 def cpu_model() -> str:
@@ -76,9 +96,11 @@ def describe_gpus() -> list[dict[str, Any]]:
 
 
 def describe_machine(gpus: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """CPU model, logical and usable cores, GPUs, oneDNN kernels on or off, OS, executable and library versions."""
+    """CPU model and instruction-set flags, logical and usable cores, GPUs, oneDNN kernels on or off, OS, executable
+    and library versions."""
     return {
         "cpu_model": cpu_model(),
+        "cpu_flags": cpu_isa_flags(),
         "logical_cores": os.cpu_count() or 1,
         "usable_cores": usable_cores(),
         "gpus": describe_gpus() if gpus is None else gpus,

@@ -1,25 +1,31 @@
-"""The CPU recipe on the real pairs: what a student without a GPU gets from `train` in 10 minutes on 2 cores.
+"""The CPU recipe on the real pairs, beside a plain baseline: what a student without a GPU gets in 10 minutes.
 
 Each seed trains the small PSPNet with the command line's CPU defaults (`train --recipe cpu --backbone small
---image-size 128 --batch-size 8 --max-minutes 10`) on the first 600 train pairs; the final model.keras and
-the best checkpoint are scored by the library's `inference.evaluate` on the first 200 val pairs at 128 px.
-Training images/s count every second of the `train` call: building, tracing, the first epoch's decoding and
-every validation.
+--image-size 128 --batch-size 8 --max-minutes 10`) on the first 600 train pairs, and then the plain baseline
+(`bench.baseline`: the same network, Adam at a constant rate, flips only, whole scenes, no validation) on the same
+pairs for the same budget. Every final model (and the recipe's best checkpoint) is scored by the library's
+`inference.evaluate_split` on the first 200 val pairs at 128 px, against standard labels (Cityscapes' own
+decoding, the default) and, for comparison, border-aware ones. The last row is the ratio of the two systems' mean
+mIoU (standard labels), with the seed spread and the CPU's instruction-set flags. Training images/s count every
+second of a run: building, tracing, the first epoch's decoding and, for the recipe, every validation.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.baseline import PLAIN_LEARNING_RATE, train_plain_baseline
 from bench.results import Row
 from bench.targets import (
     HANDWRITTEN_IMAGES_PER_SECOND,
     RECIPE_MIN_MIOU,
     RECIPE_MIN_PIXEL_ACCURACY,
+    RECIPE_MIN_RATIO_TO_BASELINE,
     rate_met,
 )
 
@@ -64,13 +70,27 @@ def train_command(setup: RecipeSetup, data: Path, out: Path, seed: int) -> list[
     ]
 
 
-def score(model_path: Path, data: Path, setup: RecipeSetup) -> dict:
-    """mIoU and pixel accuracy of a saved model on the subset's val pairs at the training size."""
+def score(model, data: Path, setup: RecipeSetup) -> dict[str, dict]:
+    """Scores (mIoU, pixel accuracy, ...) of a model or saved model file on the subset's val pairs at the training
+    size, by label decoding: the evaluation default (standard, what every comparison uses) and border-aware."""
     from pspnet_lib import inference
-    from pspnet_lib.data import make_dataset
+    from pspnet_lib.data.palette import LABEL_DECODINGS
 
-    dataset = make_dataset(data, "val", image_size=setup.image_size, batch_size=16, augment=False, shuffle=False)
-    return inference.evaluate(inference.load_model(model_path), dataset).as_dict()
+    model = inference.load_model(model) if isinstance(model, Path) else model
+    return {
+        labels: inference.evaluate_split(model, data, "val", image_size=setup.image_size, batch_size=16, labels=labels).as_dict()
+        for labels in LABEL_DECODINGS
+    }
+
+
+def final_scores(scores: dict[str, dict], prefix: str = "final") -> dict:
+    """The flat result keys of `score`'s answer: `final_miou` (EVALUATION_LABELS), `final_miou_border_aware`, ..."""
+    from pspnet_lib.data.palette import EVALUATION_LABELS
+
+    return {
+        f"{prefix}_{name}{'' if labels == EVALUATION_LABELS else '_' + labels.replace('-', '_')}": scores[labels][name]
+        for labels in scores for name in ("miou", "pixel_accuracy")
+    }
 
 
 def run_seed(setup: RecipeSetup, data: Path, out: Path, seed: int) -> dict:
@@ -88,12 +108,21 @@ def run_seed(setup: RecipeSetup, data: Path, out: Path, seed: int) -> dict:
     if status != 0:
         raise RuntimeError(f"train exited with status {status} for seed {seed}")
     steps = int(keras.saving.load_model(out / "model.keras").optimizer.iterations)  # compiled: with its optimizer
-    final, best = score(out / "model.keras", data, setup), score(out / "best.keras", data, setup)
+    best = final_scores(score(out / "best.keras", data, setup), "best")
     return {
-        "seed": seed, "final_miou": final["miou"], "final_pixel_accuracy": final["pixel_accuracy"],
-        "best_miou": best["miou"], "best_pixel_accuracy": best["pixel_accuracy"], "steps": steps,
+        "seed": seed, **final_scores(score(out / "model.keras", data, setup)),
+        "best_miou": best["best_miou"], "best_pixel_accuracy": best["best_pixel_accuracy"], "steps": steps,
         "epochs": len(read_history(out / "history.csv")), "seconds": seconds,
         "images_per_second": steps * setup.batch_size / seconds,
+    }
+
+
+def run_baseline_seed(setup: RecipeSetup, data: Path, seed: int) -> dict:
+    """Train the plain baseline (`bench.baseline`) for one seed on the same pairs and budget; its scores and speed."""
+    run = train_plain_baseline(data, setup.budget_minutes, setup.image_size, setup.batch_size, seed)
+    return {
+        "seed": seed, **final_scores(score(run.model, data, setup)), "steps": run.steps, "seconds": run.seconds,
+        "images_per_second": run.steps * setup.batch_size / run.seconds,
     }
 
 
@@ -103,6 +132,7 @@ def seed_rows(result: dict, setup: RecipeSetup) -> list[Row]:
     detail = (
         f"seed {seed}: {result['epochs']} epochs, {result['steps']} steps in {result['seconds']:.0f} s; "
         f"best checkpoint {result['best_miou']:.3f} mIoU / {result['best_pixel_accuracy']:.3f} pixel acc"
+        + border_aware_note(result)
     )
     low, high = HANDWRITTEN_IMAGES_PER_SECOND
     return [
@@ -116,8 +146,79 @@ def seed_rows(result: dict, setup: RecipeSetup) -> list[Row]:
     ]
 
 
-def recipe_rows(setup: RecipeSetup, scratch: Path):
-    """Train every seed of `setup` and yield its rows as soon as it is scored."""
+def border_aware_note(result: dict) -> str:
+    """'; border-aware labels: 0.xxx mIoU' when the result holds that score."""
+    miou = result.get("final_miou_border_aware")
+    return "" if miou is None else f"; final model on border-aware labels: {miou:.3f} mIoU"
+
+
+def baseline_rows(result: dict, setup: RecipeSetup) -> list[Row]:
+    """The rows of one seed of the plain baseline: final mIoU (standard labels) and images/s; no targets."""
+    seed = result["seed"]
+    detail = (
+        f"seed {seed}: Adam {PLAIN_LEARNING_RATE:g} constant, flips only, whole {setup.image_size} px scenes, "
+        f"no validation; {result['steps']} steps in {result['seconds']:.0f} s; "
+        f"{result['final_pixel_accuracy']:.3f} pixel acc" + border_aware_note(result)
+    )
+    return [
+        Row("recipe", f"plain baseline final mIoU, seed {seed}", result["final_miou"], "mIoU", detail, extra=result),
+        Row("recipe", f"plain baseline train images/s, seed {seed}", result["images_per_second"], "images/s"),
+    ]
+
+
+def spread(values: list[float]) -> float | None:
+    """Sample standard deviation over seeds (None with fewer than two)."""
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def system_summary(results: list[dict]) -> dict:
+    """Per-seed final mIoU (both label decodings) of one system, with the means and the spread over seeds."""
+    standard = [result["final_miou"] for result in results]
+    border_aware = [result.get("final_miou_border_aware") for result in results]
+    summary = {"seeds": [result["seed"] for result in results], "miou": standard, "mean_miou": statistics.fmean(standard),
+               "sd_miou": spread(standard)}
+    if None not in border_aware:
+        summary |= {"miou_border_aware": border_aware, "mean_miou_border_aware": statistics.fmean(border_aware)}
+    return summary
+
+
+def comparison_row(recipe: list[dict], baseline: list[dict], cpu_flags: list[str]) -> Row:
+    """Recipe / plain baseline: the ratio of mean final mIoU (standard labels), the paired per-seed ratios' spread,
+    both systems' seeds, the same ratio on border-aware labels, and the CPU's instruction-set flags."""
+    from pspnet_lib.data.palette import EVALUATION_LABELS
+
+    ours, plain = system_summary(recipe), system_summary(baseline)
+    ratio = ours["mean_miou"] / plain["mean_miou"] if plain["mean_miou"] > 0 else None
+    paired = [r["final_miou"] / b["final_miou"] for r, b in zip(recipe, baseline, strict=True) if b["final_miou"] > 0]
+    extra = {
+        "labels": EVALUATION_LABELS, "recipe": ours, "baseline": plain, "ratio": ratio, "paired_ratios": paired,
+        "ratio_range": [min(paired), max(paired)] if paired else None, "ratio_sd": spread(paired), "cpu_flags": cpu_flags,
+    }
+    if "mean_miou_border_aware" in ours and "mean_miou_border_aware" in plain and plain["mean_miou_border_aware"] > 0:
+        extra["ratio_border_aware"] = ours["mean_miou_border_aware"] / plain["mean_miou_border_aware"]
+
+    def sd(value: float | None) -> str:
+        return "" if value is None else f" ± {value:.3f}"
+
+    detail = (
+        f"{len(recipe)} seeds each, {EVALUATION_LABELS} labels: recipe {ours['mean_miou']:.3f}{sd(ours['sd_miou'])}, plain "
+        f"baseline {plain['mean_miou']:.3f}{sd(plain['sd_miou'])} mIoU (mean ± sd over seeds)"
+        + (f"; per-seed ratios {min(paired):.2f}-{max(paired):.2f}" if paired else "")
+        + f"; CPU flags: {' '.join(cpu_flags) or 'none found'}"
+    )
+    met = None if ratio is None else ratio >= RECIPE_MIN_RATIO_TO_BASELINE
+    return Row("recipe", "recipe / plain baseline, mean final mIoU", ratio, "x", detail,
+               f">= {RECIPE_MIN_RATIO_TO_BASELINE:g}x", met, extra=extra)
+
+
+def recipe_rows(setup: RecipeSetup, scratch: Path, cpu_flags: list[str] | None = None):
+    """Train every seed of `setup`, the recipe then the plain baseline, and yield the rows as soon as each is
+    scored; finally the comparison row (the CPU's `cpu_flags` recorded in it)."""
     data = subset_dataset(setup.data, scratch / "pairs", setup.train_pairs, setup.val_pairs)
+    recipe, baseline = [], []
     for seed in setup.seeds:
-        yield from seed_rows(run_seed(setup, data, scratch / f"seed{seed}", seed), setup)
+        recipe.append(run_seed(setup, data, scratch / f"seed{seed}", seed))
+        yield from seed_rows(recipe[-1], setup)
+        baseline.append(run_baseline_seed(setup, data, seed))
+        yield from baseline_rows(baseline[-1], setup)
+    yield comparison_row(recipe, baseline, list(cpu_flags or []))

@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 
 from pspnet_lib import data, inference, models, training
+from pspnet_lib.data.palette import EVALUATION_LABELS
 from pspnet_lib.data.pipeline import DEFAULT_SCALE_RANGE
 from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM, check_batch_norm_momentum
 from pspnet_lib.metrics import SegmentationScores
@@ -199,7 +200,8 @@ def build_variant(
 
 
 def validation_data(data_root: str | Path, budget: Budget):
-    """The validation batches of the budget (whole scenes at `val_image_size`), in file order, unaugmented."""
+    """The validation batches of the budget (whole scenes at `val_image_size`), in file order, unaugmented, with the
+    labels every score counts (`EVALUATION_LABELS`)."""
     return data.make_dataset(
         data_root,
         "val",
@@ -208,6 +210,7 @@ def validation_data(data_root: str | Path, budget: Budget):
         augment=False,
         shuffle=False,
         limit=budget.val_limit,
+        labels=EVALUATION_LABELS,
     )
 
 
@@ -266,7 +269,7 @@ def run_comparison(
     for number, variant in enumerate(variants, start=1):
         run_dir = None if out is None else Path(out) / f"{number:02d}"
         model, history, seconds = train_variant(variant, budget, data_root, run_dir)
-        scores = inference.evaluate(model, val_data)
+        scores = inference.evaluate(model, val_data, labels=EVALUATION_LABELS)
         result = VariantResult(variant, model, scores, models.count_parameters(model), seconds, history)
         results.append(result)
         if on_result is not None:

@@ -21,7 +21,7 @@ from pspnet_lib import models
 from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, PALETTE, DataError
 
 # Re-exported for notebooks and the CLI: photos are read in `data.photos`, overlay colours live in `data.palette`.
-from pspnet_lib.data.palette import overlay_colors
+from pspnet_lib.data.palette import EVALUATION_LABELS, is_border_aware, overlay_colors
 from pspnet_lib.data.photos import is_kaggle_pair, load_photo, read_photo  # noqa: F401
 from pspnet_lib.metrics import SegmentationScores, confusion_matrix
 
@@ -202,17 +202,50 @@ def predict_ids(model: keras.Model, images: np.ndarray, **options) -> np.ndarray
     return probabilities_to_ids(predict_probabilities(model, images, **options))
 
 
-def evaluate(model: keras.Model, dataset, num_classes: int = NUM_CLASSES, **options) -> SegmentationScores:
-    """Scores of `model` over a dataset of (image, label) batches; `options` as for `predict_probabilities`."""
+def evaluate(
+    model: keras.Model, dataset, num_classes: int = NUM_CLASSES, labels: str | None = None, **options
+) -> SegmentationScores:
+    """Scores of `model` over a dataset of (image, label) batches; `options` as for `predict_probabilities`.
+
+    Every pixel whose label is not `IGNORE_LABEL` counts. `labels` names the decoding the dataset's labels
+    went through (`make_dataset` without augmentation: `EVALUATION_LABELS`), recorded in the scores;
+    `evaluate_split` builds the dataset and records it for you.
+    """
     color_model = models.is_color_model(model)
     total = None
-    for images, labels in dataset:
+    for images, targets in dataset:
         predictions = predict_ids(model, np.asarray(images), **options)
-        counts = confusion_matrix(np.asarray(labels), predictions, num_classes, void_predictions=color_model)
+        counts = confusion_matrix(np.asarray(targets), predictions, num_classes, void_predictions=color_model)
         total = counts if total is None else total + counts
     if total is None:
         raise ValueError("the evaluation dataset is empty")
-    return SegmentationScores.from_confusion(total)
+    return SegmentationScores.from_confusion(total, labels)
+
+
+def evaluate_split(
+    model: keras.Model,
+    root: str | Path,
+    split: str = "val",
+    image_size: int | tuple[int, int] = 256,
+    batch_size: int = 4,
+    limit: int | None = None,
+    skip_bad: bool = False,
+    labels: str = EVALUATION_LABELS,
+    **options,
+) -> SegmentationScores:
+    """Scores of `model` on the pairs of `split` under `root`, whole scenes at `image_size`, in file order.
+
+    `labels` is the label decoding scored against: "standard" (the default, `EVALUATION_LABELS`) counts every
+    labelled pixel as Cityscapes' own evaluation does; "border-aware" leaves JPEG blends at class borders out.
+    """
+    from pspnet_lib.data import make_dataset
+
+    is_border_aware(labels)  # an unknown name fails here, before any file is read
+    dataset = make_dataset(
+        root, split, image_size=image_size, batch_size=batch_size, augment=False, shuffle=False, limit=limit,
+        skip_bad=skip_bad, labels=labels,
+    )
+    return evaluate(model, dataset, labels=labels, **options)
 
 
 def load_model(path: Path) -> keras.Model:

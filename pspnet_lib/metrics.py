@@ -84,21 +84,24 @@ class SegmentationScores:
     per_class_iou: np.ndarray
     miou: float
     pixel_accuracy: float
+    labels: str | None = None  # the label decoding scored against (palette.LABEL_DECODINGS), when known
 
     @classmethod
-    def from_confusion(cls, confusion: np.ndarray) -> SegmentationScores:
-        """Scores of an accumulated confusion matrix."""
-        return cls(confusion, per_class_iou(confusion), mean_iou(confusion), pixel_accuracy(confusion))
+    def from_confusion(cls, confusion: np.ndarray, labels: str | None = None) -> SegmentationScores:
+        """Scores of an accumulated confusion matrix (against labels decoded the `labels` way, when known)."""
+        return cls(confusion, per_class_iou(confusion), mean_iou(confusion), pixel_accuracy(confusion), labels)
 
     def as_dict(self, class_names: Sequence[str] = CLASS_NAMES) -> dict:
-        """JSON-ready summary: `miou`, `pixel_accuracy`, `per_class_iou` by class name (None if absent)."""
+        """JSON-ready summary: `miou`, `pixel_accuracy`, `per_class_iou` by class name (None if absent), and the
+        label decoding as `labels` when known."""
         if len(class_names) != len(self.per_class_iou):
             raise ValueError(f"need {len(self.per_class_iou)} class names, got {len(class_names)}")
-        return {
+        summary = {
             "miou": _json_float(self.miou),
             "pixel_accuracy": _json_float(self.pixel_accuracy),
             "per_class_iou": {name: _json_float(iou) for name, iou in zip(class_names, self.per_class_iou, strict=True)},
         }
+        return summary if self.labels is None else {**summary, "labels": self.labels}
 
 
 def _json_float(value: float) -> float | None:

@@ -203,7 +203,10 @@ def test_committed_results_files_follow_the_schema():
 # ---------------------------------------------------------------- machine
 
 
-X86_CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu\n"
+X86_CPUINFO = (
+    "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\n"
+    "flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_bf16 avx512vl amx_tile\n"
+)
 ARM_CPUINFO = "processor\t: 0\nBogoMIPS\t: 48.00\nCPU part\t: 0xd0c\n\nHardware\t: BCM2835\n"
 
 
@@ -213,11 +216,17 @@ def test_cpu_model_is_read_from_cpuinfo():
     assert machine.cpu_model_from_cpuinfo("processor\t: 0\n") is None
 
 
+def test_cpu_instruction_set_flags_are_read_from_cpuinfo():
+    assert machine.cpu_isa_flags_from_cpuinfo(X86_CPUINFO) == ["amx_tile", "avx2", "avx512_bf16", "avx512f", "avx512vl"]
+    assert machine.cpu_isa_flags_from_cpuinfo(ARM_CPUINFO) == []
+
+
 def test_machine_description_lists_cores_gpus_and_versions():
     described = machine.describe_machine(gpus=[])
     assert described["gpus"] == []
     assert 1 <= described["usable_cores"] <= described["logical_cores"]
     assert described["cpu_model"]
+    assert isinstance(described["cpu_flags"], list) and all(isinstance(flag, str) for flag in described["cpu_flags"])
     assert described["tensorflow_onednn"] is (os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1")  # conftest imports pspnet_lib first
     versions = described["versions"]
     assert versions["numpy"] == np.__version__
@@ -460,17 +469,64 @@ def test_recipe_section_links_the_first_pairs_and_trains_through_the_command_lin
     assert [row.met for row in rows] == [True, False, True]  # mIoU >= 0.25, pixel accuracy < 0.78, >= 18 img/s
 
 
+def test_comparison_row_gives_the_ratio_of_means_with_the_seed_spread():
+    from bench.recipe import comparison_row
+
+    recipe = [{"seed": seed, "final_miou": miou, "final_miou_border_aware": miou + 0.03}
+              for seed, miou in enumerate((0.30, 0.33, 0.36))]
+    plain = [{"seed": seed, "final_miou": miou, "final_miou_border_aware": miou + 0.01}
+             for seed, miou in enumerate((0.20, 0.22, 0.30))]
+    row = comparison_row(recipe, plain, ["avx2", "avx512f"])
+    assert row.value == pytest.approx(0.33 / 0.24) and row.unit == "x"
+    assert row.target == f">= {targets.RECIPE_MIN_RATIO_TO_BASELINE:g}x" and row.met is True
+    extra = row.extra
+    assert extra["paired_ratios"] == pytest.approx([1.5, 1.5, 1.2]) and extra["ratio_range"] == pytest.approx([1.2, 1.5])
+    assert extra["recipe"]["sd_miou"] == pytest.approx(0.03) and extra["baseline"]["mean_miou"] == pytest.approx(0.24)
+    assert extra["ratio_border_aware"] == pytest.approx(0.36 / 0.25)
+    assert extra["cpu_flags"] == ["avx2", "avx512f"] and "avx2 avx512f" in row.detail
+    assert comparison_row(recipe, [dict(r, final_miou=0.3) for r in recipe], []).met is False  # 1.1x
+
+
 @pytest.mark.slow
-def test_recipe_section_scores_the_final_model_of_each_seed(synthetic_pairs, tmp_path):
+def test_recipe_section_trains_recipe_and_plain_baseline_for_every_seed_and_compares_them(synthetic_pairs, tmp_path):
     from bench.recipe import RecipeSetup, recipe_rows
 
-    setup = RecipeSetup(synthetic_pairs, budget_minutes=0.1, train_pairs=8, val_pairs=4, image_size=64,
-                        batch_size=4, seeds=(0,))
-    rows = list(recipe_rows(setup, tmp_path))
-    assert [row.name for row in rows] == [
-        "final model mIoU, seed 0", "final model pixel accuracy, seed 0",
-        "train images/s (everything in the budget), seed 0",
+    setup = RecipeSetup(synthetic_pairs, budget_minutes=0.02, train_pairs=8, val_pairs=4, image_size=64,
+                        batch_size=4, seeds=(0, 1))
+    rows = list(recipe_rows(setup, tmp_path, cpu_flags=["avx2"]))
+    per_seed = [
+        "final model mIoU, seed {}", "final model pixel accuracy, seed {}",
+        "train images/s (everything in the budget), seed {}",
+        "plain baseline final mIoU, seed {}", "plain baseline train images/s, seed {}",
     ]
-    extra = rows[0].extra
-    assert 0 <= extra["final_miou"] <= 1 and extra["steps"] >= 1 and extra["seconds"] > 0
-    assert rows[2].value == pytest.approx(extra["steps"] * 4 / extra["seconds"])
+    assert [row.name for row in rows] == [
+        *(name.format(seed) for seed in (0, 1) for name in per_seed), "recipe / plain baseline, mean final mIoU"
+    ]
+    assert all(row.section == "recipe" for row in rows)
+    recipe, plain = rows[0].extra, rows[3].extra
+    for result in (recipe, plain):  # both systems, scored on both label decodings
+        assert 0 <= result["final_miou"] <= 1 and 0 <= result["final_miou_border_aware"] <= 1
+        assert result["steps"] >= 1 and result["seconds"] > 0
+    assert rows[2].value == pytest.approx(recipe["steps"] * 4 / recipe["seconds"])
+    assert rows[4].value == pytest.approx(plain["steps"] * 4 / plain["seconds"])
+    comparison = rows[-1].extra
+    assert comparison["labels"] == "standard" and comparison["cpu_flags"] == ["avx2"]
+    assert comparison["recipe"]["seeds"] == comparison["baseline"]["seeds"] == [0, 1]
+    assert len(comparison["recipe"]["miou"]) == len(comparison["baseline"]["miou"]) == 2
+    assert comparison["recipe"]["miou"][0] == recipe["final_miou"] and comparison["baseline"]["miou"][0] == plain["final_miou"]
+    if comparison["ratio"] is not None:  # a baseline at exactly 0 mIoU after a few steps has no ratio
+        assert rows[-1].value == pytest.approx(comparison["recipe"]["mean_miou"] / comparison["baseline"]["mean_miou"])
+    assert "ratio_sd" in comparison and "ratio_range" in comparison
+    assert comparison["recipe"]["sd_miou"] is not None and comparison["baseline"]["sd_miou"] is not None
+    json.dumps([row.extra for row in rows])  # JSON-ready
+
+
+@pytest.mark.slow
+def test_plain_baseline_trains_the_recipes_network_with_a_constant_rate(synthetic_pairs):
+    from bench.baseline import PLAIN_LEARNING_RATE, train_plain_baseline
+    from pspnet_lib import models
+
+    run = train_plain_baseline(synthetic_pairs, budget_minutes=0.001, image_size=64, batch_size=4, seed=0)
+    assert models.network_spec(run.model) == models.NetworkSpec("pspnet", "small")
+    assert run.steps >= 1 and run.seconds > 0
+    assert float(run.model.optimizer.learning_rate) == pytest.approx(PLAIN_LEARNING_RATE)  # never annealed

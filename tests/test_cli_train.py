@@ -86,7 +86,8 @@ def test_evaluate_json_is_one_line_with_scores_by_class_name(trained_run, synthe
     assert main(["evaluate", "--run", str(run_dir), "--data", str(synthetic_pairs), "--json"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(lines[-1])
-    assert set(summary) == {"miou", "pixel_accuracy", "per_class_iou"}
+    assert set(summary) == {"miou", "pixel_accuracy", "per_class_iou", "labels"}
+    assert summary["labels"] == "standard"  # Cityscapes' own decoding unless --labels says otherwise
     assert list(summary["per_class_iou"]) == list(CLASS_NAMES)
     present = [iou for iou in summary["per_class_iou"].values() if iou is not None]
     assert summary["miou"] == pytest.approx(sum(present) / len(present))

@@ -44,6 +44,7 @@ BENCH_RANKS = {
     "timing": 0,
     "machine": 0,
     "nearest_colour": 0,
+    "baseline": 0,
     "notebooks": 1,
     "pipeline": 1,
     "throughput": 1,

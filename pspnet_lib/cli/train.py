@@ -3,6 +3,7 @@
     python -m pspnet_lib train --data DIR --out RUN_DIR [--model pspnet|fcn|article] [--backbone NAME]
                                [--weights imagenet] ...
     python -m pspnet_lib evaluate (--run RUN_DIR | --model FILE) --data DIR [--split val] [--limit N] [--json]
+                                  [--labels standard|border-aware]
     python -m pspnet_lib predict --model FILE IMAGE... --out DIR [--pairs | --photos]
 
 Bad input (a wrong --data, a missing run, an unreadable image) ends with one line on stderr and exit status 1.
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pspnet_lib.config import fast_mode
+from pspnet_lib.data.palette import EVALUATION_LABELS, LABEL_DECODINGS, is_border_aware
 from pspnet_lib.run_files import check_writable_folder, claim_folder
 
 PREDICT_MARKER = ".pspnet-predict"  # written into the --out folder of `predict`
@@ -164,6 +166,11 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--flip", action="store_true", help="average with the left-right flipped prediction")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="multi-scale inference, e.g. 0.75 1 1.25")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
+    parser.add_argument(
+        "--labels", default=EVALUATION_LABELS, metavar="|".join(LABEL_DECODINGS),
+        help=f"how label colours become classes (default {EVALUATION_LABELS}: nearest label colour, every labelled "
+        "pixel counts, as Cityscapes' evaluation; border-aware also leaves JPEG blends at class borders out)",
+    )
     parser.set_defaults(func=run_evaluate)
 
 
@@ -184,6 +191,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from pspnet_lib import data, inference
     from pspnet_lib.training.run import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_labels
 
+    is_border_aware(args.labels, "--labels")  # a misspelt decoding: one line naming the option
     if args.image_size is not None and not MIN_IMAGE_SIZE <= args.image_size <= MAX_IMAGE_SIZE:
         raise ValueError(
             f"--image-size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels (leave it out for the run's "
@@ -197,18 +205,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     check_labels(data.resolve_dataset_dirs(root).root, args.split)  # unknown label colours: no score would mean anything
     model = inference.load_model(model_path)
     image_size = args.image_size or settings.get("image_size", 256)
-    dataset = data.make_dataset(
-        root, args.split, image_size=image_size, batch_size=args.batch_size, augment=False, shuffle=False,
-        limit=args.limit, skip_bad=args.skip_bad,
+    scores = inference.evaluate_split(
+        model, root, args.split, image_size=image_size, batch_size=args.batch_size, limit=args.limit,
+        skip_bad=args.skip_bad, labels=args.labels, flip=args.flip, scales=tuple(args.scales),
     )
-    scores = inference.evaluate(model, dataset, flip=args.flip, scales=tuple(args.scales))
     summary = scores.as_dict()
     print(json.dumps(summary) if args.json else format_scores(summary))
     return 0
 
 
 def format_scores(summary: dict) -> str:
-    """A readable table of per-class IoU followed by mIoU and pixel accuracy."""
+    """A readable table of per-class IoU followed by mIoU, pixel accuracy and the label decoding scored against."""
 
     def cell(value: float | None) -> str:
         return "   n/a" if value is None else f"{value:6.3f}"
@@ -217,6 +224,8 @@ def format_scores(summary: dict) -> str:
     lines = [f"{'class':<{width}}    IoU"]
     lines += [f"{name:<{width}} {cell(iou)}" for name, iou in summary["per_class_iou"].items()]
     lines += [f"{'mIoU':<{width}} {cell(summary['miou'])}", f"{'pixel accuracy':<{width}} {cell(summary['pixel_accuracy'])}"]
+    if "labels" in summary:
+        lines.append(f"labels decoded: {summary['labels']}")
     return "\n".join(lines)
 
 

@@ -5,6 +5,10 @@ tf.data graph. All colour distances are computed exactly (sums of squared intege
 2**24 in float32), so both paths give identical ids, ties included (the lower table index wins).
 By default it is border-aware (see `SUPPORT_WINDOW`): JPEG blends at class borders do not invent classes;
 `border_artefacts` marks the pixels where that rule overrides plain nearest-colour decoding.
+
+Two named label decodings (`LABEL_DECODINGS`): "standard" is what Cityscapes' own evaluation counts (nearest
+label colour, void and far-off colours ignored, no border rule) and what every score uses by default
+(`EVALUATION_LABELS`); "border-aware" adds the border rule and is what training learns from (`TRAINING_LABELS`).
 """
 
 from __future__ import annotations
@@ -86,6 +90,21 @@ DEFAULT_MAX_DISTANCE = 40.0
 CLEAN_DISTANCE = 10.0
 SUPPORT_WINDOW = 5
 
+# The named label decodings: name -> whether the border rule applies. "standard" scores every labelled pixel,
+# as Cityscapes' evaluation does; "border-aware" leaves the JPEG blends at class borders out (as 255), which
+# drops the hardest pixels of a scene: fine to learn from, too kind to score against.
+LABEL_DECODINGS: dict[str, bool] = {"standard": False, "border-aware": True}
+EVALUATION_LABELS = "standard"  # the decoding every score (evaluate, the command line, the bench) uses by default
+TRAINING_LABELS = "border-aware"  # the decoding training batches use by default
+
+
+def is_border_aware(labels: str, option: str = "labels") -> bool:
+    """Whether the label decoding named `labels` applies the border rule; ValueError naming `option` if unknown."""
+    if labels not in LABEL_DECODINGS:
+        choices = ", ".join(LABEL_DECODINGS)
+        raise ValueError(f"{option} must be one of {choices} (label decodings), got {labels!r}")
+    return LABEL_DECODINGS[labels]
+
 
 def color_index_of(name: str) -> int:
     """Row of `COLOR_TABLE` holding the colour of a train class or void label `name`."""
@@ -97,10 +116,12 @@ def color_index_of(name: str) -> int:
     return int(matches[0])
 
 
-def decode_mask(rgb: Any, max_distance: float = DEFAULT_MAX_DISTANCE, border_aware: bool = True) -> Any:
+def decode_mask(
+    rgb: Any, max_distance: float = DEFAULT_MAX_DISTANCE, border_aware: bool = LABEL_DECODINGS[TRAINING_LABELS]
+) -> Any:
     """Colour label map (..., H, W, 3) uint8 -> train ids (..., H, W) uint8; void or far colours -> 255.
 
-    With `border_aware` (the default) a pixel takes the nearest colour among those that appear cleanly
+    With `border_aware` (the default, as `TRAINING_LABELS`; False is the "standard" decoding) a pixel takes the nearest colour among those that appear cleanly
     within its `SUPPORT_WINDOW` (see the note above), so JPEG blends at class borders never invent a class.
     """
     if max_distance < 0:

@@ -18,7 +18,13 @@ import tensorflow as tf
 
 from pspnet_lib.data.locate import resolve_dataset_dirs
 from pspnet_lib.data.pairs import evenly_spaced, list_pairs, photo_size, usable_pairs
-from pspnet_lib.data.palette import DEFAULT_MAX_DISTANCE, IGNORE_LABEL, decode_mask
+from pspnet_lib.data.palette import (
+    DEFAULT_MAX_DISTANCE,
+    IGNORE_LABEL,
+    TRAINING_LABELS,
+    decode_mask,
+    is_border_aware,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SCALE_RANGE = (0.5, 2.0)  # random scaling of training scenes, relative to the crop size
@@ -50,10 +56,10 @@ def read_halves(path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return pixels[:, :half], pixels[:, half : 2 * half]
 
 
-def load_pair(path: tf.Tensor, max_distance: float) -> tuple[tf.Tensor, tf.Tensor]:
-    """Read one pair file: (photo uint8 (h, w, 3), train ids uint8 (h, w))."""
+def load_pair(path: tf.Tensor, max_distance: float, border_aware: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+    """Read one pair file: (photo uint8 (h, w, 3), train ids uint8 (h, w)), labels decoded by `decode_mask`."""
     photo, colors = read_halves(path)
-    return photo, decode_mask(colors, max_distance)
+    return photo, decode_mask(colors, max_distance, border_aware)
 
 
 def resize_photo(image: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
@@ -73,9 +79,11 @@ def to_uint8(image: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
-def load_scene(path: tf.Tensor, size: tuple[int, int], max_distance: float) -> tuple[tf.Tensor, tf.Tensor]:
+def load_scene(
+    path: tf.Tensor, size: tuple[int, int], max_distance: float, border_aware: bool = True
+) -> tuple[tf.Tensor, tf.Tensor]:
     """One pair file at the working `size`: (photo uint8 (H, W, 3), train ids uint8 (H, W)), ready to cache."""
-    photo, ids = load_pair(path, max_distance)
+    photo, ids = load_pair(path, max_distance, border_aware)
     photo, ids = resize_pair(tf.cast(photo, tf.float32), ids, size)
     return to_uint8(photo), ids
 
@@ -147,9 +155,11 @@ def augment_pair(
     return images[0], labels[0]
 
 
-def cache_file_name(cache: str | Path, paths: list[Path], size: tuple[int, int], max_distance: float) -> str:
-    """`cache` with a fingerprint of the files, size and colour distance, so a changed set never reuses a stale cache."""
-    fingerprint = hashlib.sha256(repr((size, max_distance)).encode())
+def cache_file_name(
+    cache: str | Path, paths: list[Path], size: tuple[int, int], max_distance: float, border_aware: bool = True
+) -> str:
+    """`cache` with a fingerprint of the files, size and label decoding, so a changed set never reuses a stale cache."""
+    fingerprint = hashlib.sha256(repr((size, max_distance, border_aware)).encode())
     for path in paths:
         stat = path.stat()
         fingerprint.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
@@ -175,15 +185,16 @@ def scenes(
     seed: int,
     shuffle_buffer: int,
     max_distance: float,
+    border_aware: bool = True,
 ) -> tf.data.Dataset:
     """Decoded (photo uint8, ids uint8) pairs at `size`; shuffled as file names, or after the cache when caching."""
     files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
     if not cache and shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    pairs = files.map(lambda path: load_scene(path, size, max_distance), num_parallel_calls=AUTOTUNE)
+    pairs = files.map(lambda path: load_scene(path, size, max_distance, border_aware), num_parallel_calls=AUTOTUNE)
     if not cache:
         return pairs
-    pairs = pairs.cache("" if cache is True else cache_file_name(cache, paths, size, max_distance))
+    pairs = pairs.cache("" if cache is True else cache_file_name(cache, paths, size, max_distance, border_aware))
     if shuffle:
         pairs = pairs.shuffle(min(len(paths), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     return pairs
@@ -206,6 +217,7 @@ def make_dataset(
     shuffle_buffer: int = 512,
     crop_size: int | tuple[int, int] | None = None,
     full_resolution: bool = False,
+    labels: str = TRAINING_LABELS,
 ) -> tf.data.Dataset:
     """Batches of (image float32 [0, 1] (B, H, W, 3), label int32 (B, H, W)) from the pairs of `split` under `root`.
 
@@ -221,6 +233,8 @@ def make_dataset(
     of 2048x1024 Cityscapes scenes. `full_resolution` (augmented batches only) keeps the scenes at the files' own
     resolution (when larger than `image_size`) and cuts the same crops from there, so a crop shows the photo's
     own detail instead of a scene first shrunk to `image_size` (and, scaled up, blurred); the labels too keep their thin objects.
+    `labels` names the label decoding (palette.LABEL_DECODINGS): `TRAINING_LABELS` (border-aware) by default, what a
+    network learns from; batches that are scored pass `EVALUATION_LABELS` (standard: every labelled pixel counts).
     """
     size = image_hw(image_size)
     out_size = size if crop_size is None else image_hw(crop_size)
@@ -230,6 +244,7 @@ def make_dataset(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive int or None, got {limit!r}")
     augment = split == "train" if augment is None else augment
+    border_aware = is_border_aware(labels)
     shuffle = split == "train" if shuffle is None else shuffle
     if crop_size is not None and (not augment or out_size[0] > size[0] or out_size[1] > size[1]):
         raise ValueError(
@@ -240,7 +255,7 @@ def make_dataset(
     paths = usable_pairs(list_pairs(resolve_dataset_dirs(root).split(split))[:limit], skip_bad=skip_bad)
     scene_size = full_resolution_size(size, photo_size(paths[0])) if full_resolution else size
     cache = fits_memory_budget(len(paths), scene_size) if cache is None else cache
-    batches = scenes(paths, scene_size, shuffle, cache, seed, shuffle_buffer, max_distance).batch(
+    batches = scenes(paths, scene_size, shuffle, cache, seed, shuffle_buffer, max_distance, border_aware).batch(
         batch_size, drop_remainder=drop_remainder
     )
     epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 import keras
 
 from pspnet_lib import data, models
+from pspnet_lib.data.palette import EVALUATION_LABELS
 from pspnet_lib.data.pipeline import check_scale_range, scene_photos
 from pspnet_lib.metrics import segmentation_metrics
 from pspnet_lib.run_files import check_writable_folder
@@ -372,7 +373,8 @@ def dataset_root(config: TrainConfig) -> Path:
 
 
 def load_datasets(config: TrainConfig, root: Path):
-    """(train, val) tf.data pipelines of the dataset at `root`; val holds the first pairs the run validates on.
+    """(train, val) tf.data pipelines of the dataset at `root`; val holds the first pairs the run validates on,
+    with labels decoded as evaluation decodes them (`EVALUATION_LABELS`), training ones as training does.
 
     Those are `val_limit` pairs when set, else the recipe's share of an epoch (all for the paper's), at most `limit`.
     """
@@ -385,7 +387,9 @@ def load_datasets(config: TrainConfig, root: Path):
     train_images = count_batches(train_data) * config.batch_size
     share_limit = get_recipe(config.recipe).validation_limit(train_images, at_least=config.batch_size)
     val_limit = config.val_limit or min((n for n in (config.limit, share_limit) if n is not None), default=None)
-    val_data = data.make_dataset(root, "val", augment=False, shuffle=False, limit=val_limit, **common)
+    val_data = data.make_dataset(  # scored as `evaluate` scores: standard labels
+        root, "val", augment=False, shuffle=False, limit=val_limit, labels=EVALUATION_LABELS, **common
+    )
     return train_data, val_data
 
 
