@@ -19,85 +19,15 @@ Durations (which always depend on the machine) may not appear in prose without a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from tools.printed_figures import NUMBER, Mark, marks, stale_figures, update_figures
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-
-# A number as prose and outputs spell it: optional sign, digits with thousands commas, optional decimals.
-NUMBER = r"[+\-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
-MARK = re.compile(rf"({NUMBER})(\s*(?:%|x|s|ms)?)?<!--\s*printed:\s*(.+?)(?:\s+#(\d+))?\s*-->")
-PRINTED_NUMBER = re.compile(r"(?<![\w.])" + NUMBER + r"(?![\d,]\d)")
-
-
-@dataclass(frozen=True)
-class Mark:
-    """One printed-figure mark: the figure as written in prose, the output text it follows, which number."""
-
-    figure: str
-    key: str
-    index: int
-
-
-def marks(markdown: str) -> list[Mark]:
-    """Every printed-figure mark in a markdown text."""
-    return [Mark(m.group(1), m.group(3).strip(), int(m.group(4) or 1)) for m in MARK.finditer(markdown)]
-
-
-def output_lines(notebook: nbformat.NotebookNode) -> list[str]:
-    """Every line of text the code cells printed or displayed (stdout and text/plain), in cell order."""
-    lines: list[str] = []
-    for cell in notebook.cells:
-        if cell.cell_type != "code":
-            continue
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and output.get("name") == "stdout":
-                lines.extend(output.get("text", "").splitlines())
-            elif "data" in output and "text/plain" in output["data"] and "image/png" not in output["data"]:
-                lines.extend(output["data"]["text/plain"].splitlines())
-    return lines
-
-
-def printed_value(lines: list[str], key: str, index: int) -> tuple[str | None, str | None]:
-    """(the `index`-th number after `key` on the first line with that many, that line).
-
-    (None, the first line containing `key`) when no line has that many numbers after it; (None, None) when
-    no line contains `key` at all.
-    """
-    # A key ending in a letter or digit must end there: "bins 1" is not found in "bins 1-2-3-6".
-    pattern = re.compile(re.escape(key) + (r"(?![\w-])" if key[-1].isalnum() else ""))
-    first = None
-    for line in lines:
-        found = pattern.search(line)
-        if found:
-            first = first or line
-            numbers = PRINTED_NUMBER.findall(line[found.end():])
-            if len(numbers) >= index:
-                return numbers[index - 1], line
-    return None, first
-
-
-def stale_figures(notebook: nbformat.NotebookNode) -> list[str]:
-    """A sentence for every mark whose figure differs from (or is missing in) the stored outputs."""
-    lines = output_lines(notebook)
-    problems = []
-    for cell in notebook.cells:
-        if cell.cell_type != "markdown":
-            continue
-        for mark in marks(cell.source):
-            value, line = printed_value(lines, mark.key, mark.index)
-            if line is None:
-                problems.append(f"{mark.figure!r}: no stored output line contains {mark.key!r}")
-            elif value != mark.figure:
-                problems.append(
-                    f"{mark.figure!r} marked as number #{mark.index} after {mark.key!r}, but the output now "
-                    f"says {value!r}: {line.strip()!r}"
-                )
-    return problems
 
 
 def _notebook(markdown: str, printed: str) -> nbformat.NotebookNode:
@@ -120,6 +50,14 @@ def test_a_stale_figure_fails_naming_the_new_output() -> None:
     notebook = _notebook("Here 54.0<!-- printed: mean of scenes --> %.", "mean of scenes: 53.9 %\n")
     (problem,) = stale_figures(notebook)
     assert "'54.0'" in problem and "'53.9'" in problem and "mean of scenes" in problem
+
+
+def test_update_rewrites_a_stale_figure_and_reports_it() -> None:
+    notebook = _notebook("Here 54.0<!-- printed: mean of scenes --> % and 7<!-- printed: steps -->.", "mean of scenes: 53.9 %\nsteps 7\n")
+    (change,) = update_figures(notebook)
+    assert change.startswith("54.0 -> 53.9 [mean of scenes #1]")
+    assert notebook.cells[1].source.startswith("Here 53.9<!-- printed: mean of scenes --> %")
+    assert stale_figures(notebook) == []
 
 
 def test_a_key_no_output_prints_fails() -> None:

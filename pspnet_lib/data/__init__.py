@@ -23,9 +23,12 @@ from pspnet_lib.data.pairs import list_pairs, read_pair, usable_pairs, validate_
 from pspnet_lib.data.palette import (
     CLASS_NAMES,
     DEFAULT_MAX_DISTANCE,
+    EVALUATION_LABELS,
     IGNORE_LABEL,
+    LABEL_DECODINGS,
     NUM_CLASSES,
     PALETTE,
+    TRAINING_LABELS,
     VOID_COLORS,
     decode_mask,
     ids_to_colors,
@@ -40,7 +43,8 @@ from pspnet_lib.data.synthetic import (
 )
 
 __all__ = [
-    "CLASS_NAMES", "DEFAULT_MAX_DISTANCE", "IGNORE_LABEL", "NUM_CLASSES", "PALETTE", "VOID_COLORS",
+    "CLASS_NAMES", "DEFAULT_MAX_DISTANCE", "EVALUATION_LABELS", "IGNORE_LABEL", "LABEL_DECODINGS", "NUM_CLASSES",
+    "PALETTE", "TRAINING_LABELS", "VOID_COLORS",
     "CredentialsRejected", "DataError", "DatasetDirs", "DatasetReport", "SplitReport", "SyntheticPair",
     "check_dataset", "decode_mask", "default_dataset", "default_synthetic_root", "download_cityscapes_pairs",
     "ensure_synthetic_dataset", "find_cityscapes_pairs", "how_to_get", "ids_to_colors", "kaggle_reachable",
