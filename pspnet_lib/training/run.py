@@ -317,7 +317,7 @@ def build_model(config: TrainConfig, imagenet_source: keras.Model | None = None,
     copied into the backbone.
     """
     spec = config.spec.replace(synchronized_batch_norm=True) if replicas > 1 else config.spec
-    return models.build(spec, weights=imagenet_source)
+    return models.build(spec, weights=imagenet_source, image_size=config.image_size)
 
 
 def is_resuming(config: TrainConfig) -> bool:
