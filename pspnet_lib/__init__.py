@@ -22,7 +22,8 @@ from pspnet_lib import config  # noqa: E402
 
 config.prefer_onednn_kernels()
 
-# Saved .keras files then load with plain keras.saving.load_model (without loading TensorFlow here).
+# Saved .keras files load with plain keras.saving.load_model: the library's classes register with Keras
+# when Keras is (or once it gets) imported, never here (see keras_registry).
 from pspnet_lib import keras_registry  # noqa: E402
 
 keras_registry.install()

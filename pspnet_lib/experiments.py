@@ -23,7 +23,6 @@ from pspnet_lib.data.pipeline import DEFAULT_SCALE_RANGE
 from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM, check_batch_norm_momentum
 from pspnet_lib.metrics import SegmentationScores
 
-NETWORKS = models.NETWORKS  # deprecated name: the network names live in models.NETWORKS
 # Keras' BatchNormalization keeps 0.99 of its moving statistics per step: after the ~100-300 steps of a
 # classroom run they are still mostly their initial values and inference-mode predictions collapse to one
 # class. 0.9 (PyTorch's default, 0.1 in its convention) lets them settle within a few dozen steps; the model
@@ -186,17 +185,6 @@ def table1_variants() -> list[Variant]:
         Variant("PPM avg, bins 1-2-3-6, no reduction", channel_reduction=False),
         Variant("PPM avg, bins 1-2-3-6, no aux loss", aux_loss=False),
     ]
-
-
-def build_variant(
-    variant: Variant,
-    image_size: int,
-    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
-    backbone_width: float = 1.0,
-    dilate: bool = True,
-) -> keras.Model:
-    """The untrained network of `variant`: `models.build(variant.spec(...))`."""
-    return models.build(variant.spec(image_size, batch_norm_momentum, backbone_width, dilate))
 
 
 def validation_data(data_root: str | Path, budget: Budget):

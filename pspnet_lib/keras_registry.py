@@ -1,92 +1,111 @@
-"""Saved .keras files load with plain `keras.saving.load_model` once pspnet_lib is imported, without this import
-loading TensorFlow.
+"""Saved .keras files load with plain `keras.saving.load_model` once pspnet_lib is imported, and importing
+pspnet_lib still does not load TensorFlow.
 
-A .keras file names this library's classes as "pspnet_lib>ClassName" (layers, `SegmentationModel`, the colour
-loss, the paper's SGD); they register with Keras when their modules are imported. Importing pspnet_lib (standard
-library only) makes Keras' registry of custom objects import those modules the first time it is asked for a
-"pspnet_lib>" name it lacks: patched at once when Keras is already loaded, else right after Keras loads its
-registry module (an import hook). The lookup happens while a file loads, when every import has finished.
+What is registered, and how: every class the library saves (its layers, `SegmentationModel`, the losses, the
+paper's SGD, `metrics.PixelAccuracy`) registers itself with Keras' public decorator
+`keras.saving.register_keras_serializable(package="pspnet_lib")` when its module is imported, so a .keras file
+names it "pspnet_lib>ClassName". `register_serializables()` imports those modules (`SERIALIZABLE_MODULES`) and
+`custom_objects()` returns their classes by registered name, for `keras.saving.load_model(..., custom_objects=...)`.
+Keras' own objects are never replaced or patched.
+
+When: Keras looks a registered name up while a file loads, in the dict `keras.saving.get_custom_objects()`
+returns; it never imports a package other than its own to find one. So the modules must be imported before a
+file loads, but `import pspnet_lib` cannot import them (they need TensorFlow). Registration therefore follows
+Keras itself:
+
+- Keras already imported when pspnet_lib is: register at once (TensorFlow is loaded anyway).
+- Otherwise `install()` puts a finder on `sys.meta_path` (Python's public import hook, `importlib.abc`) that
+  runs `register_serializables()` right after the `keras` package finishes importing. When that import of
+  Keras happens inside one of pspnet_lib's own modules (`pspnet_lib.layers` begins with `import keras`),
+  registering there would re-enter a half-imported module; the finder also watches pspnet_lib's modules, counts
+  how deeply their imports nest, and registers when the outermost one has finished.
+
+A process that never imports Keras pays nothing; one that does imports the modules above once (a fraction of a
+second after TensorFlow itself).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.abc
-import importlib.util
 import sys
 
-PREFIX = "pspnet_lib>"
+PACKAGE = "pspnet_lib"
+PREFIX = f"{PACKAGE}>"  # how a .keras file names a registered class: "pspnet_lib>ClassName"
 SERIALIZABLE_MODULES = (
     "pspnet_lib.layers",
     "pspnet_lib.models",
+    "pspnet_lib.metrics",
     "pspnet_lib.training.losses",
     "pspnet_lib.training.optimizers",
 )
-REGISTRY_MODULE = "keras.src.saving.object_registration"  # where Keras keeps GLOBAL_CUSTOM_OBJECTS
 
 
 def register_serializables() -> None:
-    """Import every module whose classes register themselves with Keras."""
+    """Import every module whose classes register themselves with Keras (idempotent)."""
     for name in SERIALIZABLE_MODULES:
         importlib.import_module(name)
 
 
-class _LazyRegistry(dict):
-    """Keras' custom-object dict that imports pspnet_lib's serializable modules on the first missing "pspnet_lib>" name."""
+def custom_objects() -> dict[str, type]:
+    """The library's saveable classes by registered name ("pspnet_lib>ClassName"), registering them first."""
+    register_serializables()
+    import keras  # loaded by the modules above
 
-    _importing = False
-
-    def _ensure(self, key) -> None:
-        if isinstance(key, str) and key.startswith(PREFIX) and not dict.__contains__(self, key):
-            if not _LazyRegistry._importing:
-                _LazyRegistry._importing = True
-                try:
-                    register_serializables()
-                finally:
-                    _LazyRegistry._importing = False
-
-    def __contains__(self, key) -> bool:
-        self._ensure(key)
-        return dict.__contains__(self, key)
-
-    def __getitem__(self, key):
-        self._ensure(key)
-        return dict.__getitem__(self, key)
-
-    def get(self, key, default=None):
-        self._ensure(key)
-        return dict.get(self, key, default)
+    return {name: obj for name, obj in keras.saving.get_custom_objects().items() if name.startswith(PREFIX)}
 
 
-def _make_lazy(registry_module) -> None:
-    """Swap the module's custom-object dict for a lazy one holding the same entries."""
-    if not isinstance(registry_module.GLOBAL_CUSTOM_OBJECTS, _LazyRegistry):
-        registry_module.GLOBAL_CUSTOM_OBJECTS = _LazyRegistry(registry_module.GLOBAL_CUSTOM_OBJECTS)
+class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
+    """Finds `keras` and pspnet_lib's submodules as usual, and registers once Keras and the outermost pspnet_lib
+    import have both finished executing."""
 
-
-class _AfterRegistryImport(importlib.abc.MetaPathFinder):
-    """Finds Keras' registry module as usual, and makes its dict lazy right after it executes."""
+    def __init__(self) -> None:
+        self.depth = 0  # pspnet_lib modules being executed, nested
+        self.done = False
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != REGISTRY_MODULE:
+        """The spec the other finders give, its loader wrapped; None for modules this finder does not watch."""
+        if fullname != "keras" and not fullname.startswith(f"{PACKAGE}."):
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        execute = spec.loader.exec_module
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            self._wrap(spec.loader, nested=fullname != "keras")
+        return spec
+
+    def _wrap(self, loader, nested: bool) -> None:
+        """Make `loader.exec_module` register after it runs (counting the nesting of pspnet_lib's modules)."""
+        execute = loader.exec_module
 
         def exec_module(module) -> None:
-            execute(module)
-            _make_lazy(module)
+            self.depth += nested
+            try:
+                execute(module)
+            finally:
+                self.depth -= nested
+            self.register_when_ready()
 
-        spec.loader.exec_module = exec_module
-        return spec
+        loader.exec_module = exec_module
+
+    def register_when_ready(self) -> None:
+        """Register once Keras is loaded and no pspnet_lib module is half executed; then step aside."""
+        if self.done or self.depth or "keras" not in sys.modules:
+            return
+        self.done = True
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        register_serializables()
 
 
 def install() -> None:
-    """Make Keras' registry lazy now (Keras loaded) or when Keras loads it; idempotent."""
-    if REGISTRY_MODULE in sys.modules:
-        _make_lazy(sys.modules[REGISTRY_MODULE])
-    elif not any(isinstance(finder, _AfterRegistryImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _AfterRegistryImport())
+    """Register now when Keras is loaded, else when it loads (idempotent)."""
+    if "keras" in sys.modules:
+        register_serializables()
+    elif not any(isinstance(finder, _RegisterAfterKeras) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterAfterKeras())

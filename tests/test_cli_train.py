@@ -103,6 +103,32 @@ def test_evaluate_table_lists_every_class(trained_run, synthetic_pairs, capsys):
 
 
 @pytest.mark.slow
+def test_evaluate_model_scores_at_the_image_size_the_model_records(trained_run, synthetic_pairs, tmp_path, capsys):
+    import keras
+
+    from pspnet_lib import models
+
+    run_dir, _ = trained_run
+    model = keras.saving.load_model(run_dir / "model.keras")
+    assert models.image_size_of(model) == 64  # training recorded its --image-size in the file
+    # A copy away from its run folder: the file alone says the size, no run config, no guess.
+    alone = tmp_path / "alone.keras"
+    model.save(alone)
+    scores = {}
+    for size in (None, "64"):
+        flags = ["--image-size", size] if size else []
+        assert main(["evaluate", "--model", str(alone), "--data", str(synthetic_pairs), "--limit", "4", "--json", *flags]) == 0
+        scores[size] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scores[None] == scores["64"]
+    # A file saved before models recorded their size: a one-line request for --image-size, never a guess.
+    model.recorded_image_size = None
+    old = tmp_path / "old.keras"
+    model.save(old)
+    assert main(["evaluate", "--model", str(old), "--data", str(synthetic_pairs), "--limit", "4"]) == 1
+    assert_one_error_line(capsys.readouterr().err, str(old), "does not record the image size", "--image-size")
+
+
+@pytest.mark.slow
 def test_predict_writes_overlays_for_a_pair_and_a_plain_photo(trained_run, synthetic_pairs, tmp_path, capsys):
     run_dir, _ = trained_run
     pair = sorted((synthetic_pairs / "val").glob("*.jpg"))[0]

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import numpy as np
 import pytest
 
-from pspnet_lib import experiments, layers
+from pspnet_lib import experiments, layers, models, training
 from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES
 from pspnet_lib.training.run import load_datasets
 
 TINY = experiments.Budget(image_size=32, epochs=1, train_limit=4, val_limit=4, batch_size=2)
+
+
+def variant_model(variant: experiments.Variant, image_size: int, **budget_changes):
+    """The untrained network a comparison trains for `variant` under TINY changed so: its run's config, built."""
+    budget = dataclasses.replace(TINY, image_size=image_size, **budget_changes)
+    return training.build_model(experiments.train_config(variant, budget, "data", "out"))
 
 
 def _pyramid(model) -> layers.PyramidPoolingModule | None:
@@ -81,20 +88,20 @@ def test_table1_variants_differ_from_the_baseline_in_one_setting() -> None:
 
 
 def test_fcn_variant_has_no_pyramid_and_aux_off_has_one_output() -> None:
-    fcn = experiments.build_variant(experiments.Variant("fcn", network="fcn"), 64)
+    fcn = variant_model(experiments.Variant("fcn", network="fcn"), 64)
     assert _pyramid(fcn) is None and len(fcn.outputs) == 2
-    no_aux = experiments.build_variant(experiments.Variant("no aux", aux_loss=False), 64)
+    no_aux = variant_model(experiments.Variant("no aux", aux_loss=False), 64)
     assert len(no_aux.outputs) == 1
 
 
 def test_pooling_and_bins_reach_the_pyramid() -> None:
-    model = experiments.build_variant(experiments.Variant("m", pooling="max", bins=(1, 3)), 64)
+    model = variant_model(experiments.Variant("m", pooling="max", bins=(1, 3)), 64)
     assert _pyramid(model).pooling == "max" and _pyramid(model).bins == (1, 3)
 
 
 def test_without_channel_reduction_keeps_all_channels_in_each_branch() -> None:
-    reduced = experiments.build_variant(experiments.Variant("r"), 64)
-    full = experiments.build_variant(experiments.Variant("f", channel_reduction=False), 64)
+    reduced = variant_model(experiments.Variant("r"), 64)
+    full = variant_model(experiments.Variant("f", channel_reduction=False), 64)
     channels = _pyramid(reduced).input.shape[-1]
     assert _pyramid(reduced).output.shape[-1] == channels + 4 * (channels // 4)
     assert _pyramid(full).output.shape[-1] == channels + 4 * channels
@@ -105,17 +112,15 @@ def test_without_channel_reduction_keeps_all_channels_in_each_branch() -> None:
 def test_budget_batch_norm_momentum_reaches_every_norm_of_every_network() -> None:
     from pspnet_lib.models import batch_norm_layers
 
-    for network in experiments.NETWORKS:
-        model = experiments.build_variant(
-            experiments.Variant("v", network=network), 32, batch_norm_momentum=0.6
-        )
+    for network in models.NETWORKS:
+        model = variant_model(experiments.Variant("v", network=network), 32, batch_norm_momentum=0.6)
         norms = batch_norm_layers(model)
         assert len(norms) == sum(1 for w in model.weights if w.path.endswith("moving_mean")) > 0
         assert all(norm.momentum == pytest.approx(0.6) for norm in norms), network
 
 
 def test_article_variant_paints_rgb_at_the_budget_size() -> None:
-    article = experiments.build_variant(experiments.Variant("a", network="article"), 32)
+    article = variant_model(experiments.Variant("a", network="article"), 32)
     assert tuple(article.output.shape) == (None, 32, 32, 3)
 
 
@@ -216,8 +221,8 @@ def test_training_crops_are_the_pipelines_crops_of_scenes_at_scene_size(syntheti
 
 def test_budget_backbone_width_and_dilation_reach_every_network_but_the_article() -> None:
     for variant in (experiments.Variant("fcn", network="fcn"), experiments.Variant("ppm")):
-        narrow = experiments.build_variant(variant, 64, backbone_width=0.5, dilate=False)
-        full = experiments.build_variant(variant, 64)
+        narrow = variant_model(variant, 64, backbone_width=0.5, dilate=False)
+        full = variant_model(variant, 64)
         narrow_backbone, full_backbone = narrow.get_layer("backbone"), full.get_layer("backbone")
         assert narrow_backbone.get_layer("stem_conv").filters * 2 == full_backbone.get_layer("stem_conv").filters
         rates = {
@@ -226,7 +231,5 @@ def test_budget_backbone_width_and_dilation_reach_every_network_but_the_article(
             for sub in layer.sublayers if hasattr(sub, "dilation_rate")
         }
         assert rates == {(1, 1)}
-    no_reduction = experiments.build_variant(
-        experiments.Variant("f", channel_reduction=False), 64, backbone_width=0.5
-    )
+    no_reduction = variant_model(experiments.Variant("f", channel_reduction=False), 64, backbone_width=0.5)
     assert all(branch.filters == 64 for branch in _pyramid(no_reduction).branch_convs)

@@ -260,40 +260,89 @@ def test_a_spec_that_cannot_be_built_is_refused_naming_the_setting(changes, mess
 
 
 LOAD_IN_A_FRESH_PROCESS = """
-import sys
-if sys.argv[2] == "pspnet_lib first":
+import json, sys
+if sys.argv[1] == "pspnet_lib first":
     import pspnet_lib
     assert "tensorflow" not in sys.modules, "importing pspnet_lib loaded TensorFlow"
     import keras
 else:
     import keras
     import pspnet_lib
-model = keras.saving.load_model(sys.argv[1])
-print(type(model).__name__, type(model.optimizer).__name__, model.spec.network)
+import numpy as np
+found = {}
+for path in sys.argv[2:]:
+    model = keras.saving.load_model(path)
+    size = model.inputs[0].shape[1] or 64
+    images = np.random.default_rng(0).random((2, size, size, 3), np.float32)
+    labels = np.zeros((2, size, size), np.int32)
+    targets = labels if len(model.outputs) == 1 else {name: labels for name in model.output_names}
+    scores = model.evaluate(images, targets, verbose=0, return_dict=True) if model.compiled else {}
+    objects = [model, *model._flatten_layers(), getattr(model, "optimizer", None), *keras.tree.flatten(model.loss or [])]
+    objects += [metric for holder in model.metrics for metric in getattr(holder, "metrics", [holder])]
+    found[path] = {
+        "classes": sorted({type(item).__name__ for item in objects if type(item).__module__.startswith("pspnet_lib")}),
+        "scores": sorted(scores),
+        "image_size": getattr(model, "recorded_image_size", None),
+        "spec": model.spec.as_dict() if getattr(model, "spec", None) else None,
+    }
+print(json.dumps(found))
 """
+
+
+def _save_every_class_the_library_saves(folder) -> dict:
+    """Saved .keras files that between them hold every class pspnet_lib registers with Keras, compiled for training."""
+    from pspnet_lib import keras_registry, layers, models, training
+
+    files = {}
+    pspnet = models.build(models.NetworkSpec(backbone="small", width=0.25, num_classes=4), image_size=64)
+    optimizer = training.build_optimizer(
+        "sgd", total_steps=10, new_layer_variables=models.new_layer_variables(pspnet), new_layer_lr_multiplier=10.0
+    )
+    training.compile_for_training(pspnet, optimizer, jaccard_weight=0.5)  # CrossEntropyJaccard, PixelAccuracy
+    article = models.build(models.NetworkSpec("article", input_size=32))
+    training.compile_for_training(article, training.build_optimizer("adam", 1e-3))  # PaletteColorMSE
+    image = keras.Input((32, 32, 3))
+    caffe = keras.Model(image, keras.layers.Conv2D(2, 1)(layers.CaffeImageNetPreprocessing()(image)))
+    for name, model in {"pspnet": pspnet, "article": article, "caffe": caffe}.items():
+        files[name] = folder / f"{name}.keras"
+        model.save(files[name])
+    registered = set(keras_registry.custom_objects()) - {"pspnet_lib>PaletteColourMSE"}  # an old spelling's alias
+    return files, {name.removeprefix("pspnet_lib>") for name in registered}, pspnet
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("order", ["pspnet_lib first", "keras first"])
-def test_a_saved_trained_model_loads_with_plain_keras_once_pspnet_lib_is_imported(tmp_path, order) -> None:
+def test_every_class_the_library_saves_loads_in_a_fresh_process_once_pspnet_lib_is_imported(tmp_path, order) -> None:
+    import json
     import subprocess
     import sys
 
-    from pspnet_lib import models, training
-
-    model = models.build(models.NetworkSpec(backbone="small", width=0.25, aux_head=False))
-    optimizer = training.build_optimizer(
-        "sgd", total_steps=10, new_layer_variables=models.new_layer_variables(model), new_layer_lr_multiplier=10.0
-    )
-    training.compile_for_training(model, optimizer)
-    model.fit(images(2, 64, 64), np.zeros((2, 64, 64), np.int32), verbose=0)
-    model.save(tmp_path / "model.keras")
+    files, registered, pspnet = _save_every_class_the_library_saves(tmp_path)
+    assert {"SegmentationModel", "PixelAccuracy", "PaperSGD", "CrossEntropyJaccard", "PaletteColorMSE"} <= registered
     result = subprocess.run(
-        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, str(tmp_path / "model.keras"), order],
-        capture_output=True, text=True,
+        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, order, *map(str, files.values())], capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == ["SegmentationModel", "PaperSGD", "pspnet"]
+    loaded = {name: json.loads(result.stdout.splitlines()[-1])[str(path)] for name, path in files.items()}
+    assert set().union(*(found["classes"] for found in loaded.values())) == registered
+    assert {"SegmentationModel", "PaperSGD", "CrossEntropyJaccard", "PixelAccuracy"} <= set(loaded["pspnet"]["classes"])
+    assert "pixel_accuracy" in " ".join(loaded["pspnet"]["scores"])  # the reloaded metric still scores
+    assert loaded["pspnet"]["spec"] == pspnet.spec.as_dict() and loaded["pspnet"]["image_size"] == 64
+    assert "PaletteColorMSE" in loaded["article"]["classes"] and loaded["article"]["image_size"] == 32
+
+
+def test_a_saved_model_records_the_image_size_it_is_meant_for(tmp_path) -> None:
+    from pspnet_lib import models
+
+    spec = models.NetworkSpec(backbone="small", width=0.25, aux_head=False)
+    for size, expected in ((96, 96), ((64, 128), (64, 128)), ([64, 64], 64), (None, None)):
+        models.build(spec, image_size=size).save(tmp_path / "model.keras")
+        assert models.image_size_of(keras.saving.load_model(tmp_path / "model.keras")) == expected
+    assert models.image_size_of(models.build(models.NetworkSpec("article", input_size=(32, 64)))) == (32, 64)
+    with pytest.raises(ValueError, match="image_size must be a side or"):
+        models.build(spec, image_size=8)
+    with pytest.raises(ValueError, match="differs from the fixed spec.input_size"):
+        models.build(models.NetworkSpec("article", input_size=32), image_size=64)
 
 
 @pytest.mark.parametrize(

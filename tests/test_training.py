@@ -12,6 +12,7 @@ import pytest
 from pspnet_lib import models, training
 from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, PALETTE
 from pspnet_lib.data.pipeline import scene_photos
+from pspnet_lib.metrics import segmentation_metrics
 from pspnet_lib.training import DeviceSwitches, GpuInfo, plan_devices
 
 AMPERE = GpuInfo("A100", (8, 0))
@@ -330,35 +331,38 @@ def test_best_checkpoint_saves_only_improvements_and_remembers_them(tmp_path):
     assert training.BestCheckpoint(tmp_path / "best.keras", monitor="val_miou").best == pytest.approx(0.3)
 
 
-def _fit_counting_traces(model: keras.Model, monkeypatch) -> tuple[list[float], int]:
-    """Two epochs of fit on fixed data: (losses, how many times the training step was traced)."""
-    traces = []
-    step = model.train_step
-    monkeypatch.setattr(model, "train_step", lambda batch: traces.append(1) or step(batch))
+def _fit_two_epochs(model: keras.Model) -> list[float]:
+    """Two epochs of fit on fixed data: the losses."""
     images = np.random.default_rng(0).random((4, 8, 8, 3)).astype(np.float32)
     labels, _ = random_batch(5, (4, 8, 8))
     history = model.fit(images, {"logits": labels, "aux_logits": labels}, batch_size=2, epochs=2, shuffle=False,
                         verbose=0)
-    return history.history["loss"], len(traces)
+    return history.history["loss"]
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_a_compiled_model_traces_its_first_training_step_once_with_unchanged_results(optimizer, monkeypatch):
-    runs = {}
-    for prebuilt in (True, False):
-        with monkeypatch.context() as patch:
-            if not prebuilt:  # Keras' own lazy build: the step is traced twice
-                patch.setattr(training.run, "build_training_state", lambda model: None)
-            keras.utils.set_random_seed(0)
-            model = two_headed_model()
-            training.compile_for_training(model, training.build_optimizer(optimizer, 0.01, total_steps=4))
-            assert model.optimizer.built == prebuilt
-            losses, traces = _fit_counting_traces(model, patch)
-            runs[prebuilt] = losses, traces, model.get_weights()
-    assert (runs[True][1], runs[False][1]) == (1, 2)
-    assert runs[True][0] == runs[False][0]
-    for built, lazy in zip(runs[True][2], runs[False][2], strict=True):
-        np.testing.assert_array_equal(built, lazy)
+def test_a_compiled_model_is_ready_to_train_and_trains_as_keras_own_lazy_build_would(optimizer):
+    """compile_for_training builds the optimizer's slots, loss trackers and metrics before fit (what it costs is
+    the benchmark's business); the blank image it builds them from leaves no trace in scores or results."""
+    keras.utils.set_random_seed(0)
+    ready = two_headed_model()
+    training.compile_for_training(ready, training.build_optimizer(optimizer, 0.01, total_steps=4))
+    assert ready.optimizer.built and len(ready.optimizer.variables) > 2  # iterations, learning rate and slots
+    metrics = {metric.name: metric for holder in ready.metrics for metric in getattr(holder, "metrics", [holder])}
+    assert {"miou", "pixel_accuracy"} <= set(metrics)
+    assert all(float(keras.ops.convert_to_numpy(metric.result())) == 0 for metric in metrics.values())
+    keras.utils.set_random_seed(0)
+    lazy = two_headed_model()  # the same model compiled with Keras alone, which builds all that inside fit
+    lazy.compile(
+        optimizer=training.build_optimizer(optimizer, 0.01, total_steps=4),
+        loss={name: training.segmentation_loss() for name in lazy.output_names},
+        loss_weights={"logits": 1.0, "aux_logits": training.AUX_WEIGHT},
+        metrics={"logits": segmentation_metrics(NUM_CLASSES)},
+    )
+    assert not lazy.optimizer.built
+    assert _fit_two_epochs(ready) == _fit_two_epochs(lazy)
+    for built, unbuilt in zip(ready.get_weights(), lazy.get_weights(), strict=True):
+        np.testing.assert_array_equal(built, unbuilt)
 
 
 def test_nan_loss_stops_fit_with_a_clear_error():
@@ -383,29 +387,20 @@ def test_time_budget_stops_training():
 
 
 @pytest.mark.slow
-def test_one_iterator_reads_the_training_data_for_the_whole_run(synthetic_pairs, tmp_path, monkeypatch):
-    """Keras replaces the iterator of a finite dataset after every epoch; freeing one it did not read to the
-    end can stall the next epoch's first step for seconds. train reads one repeated dataset instead, an
-    epoch still being one pass over the training pairs."""
-    import tensorflow as tf
-
-    started = []
-    real_iter = tf.data.Dataset.__iter__
-
-    def counting_iter(dataset):
-        started.append(int(dataset.cardinality()))
-        return real_iter(dataset)
-
-    monkeypatch.setattr(tf.data.Dataset, "__iter__", counting_iter)
+def test_every_epoch_is_one_pass_over_the_training_pairs(synthetic_pairs, tmp_path, recwarn):
+    """train reads one repeated dataset (Keras would replace a finite one's iterator after every epoch, which can
+    stall the next epoch's start: the benchmark's business): an epoch is still exactly one pass over the
+    training pairs, and no epoch runs out of data."""
     config = training.TrainConfig(
         out=str(tmp_path / "run"), data=str(synthetic_pairs), backbone="small", image_size=48, batch_size=2,
-        epochs=3, limit=4, val_limit=1, tensorboard=False, precise_batch_norm=False,
+        epochs=3, limit=5, val_limit=1, tensorboard=False, precise_batch_norm=False,
     )
+    one_pass = int(training.run.load_datasets(config, synthetic_pairs)[0].cardinality())
+    assert one_pass in (2, 3)  # 5 pairs in batches of 2 (the last one partial, or dropped)
     result = training.train(config, verbose=0)
-    validation_batches = 1
-    training_iterators = [cardinality for cardinality in started if cardinality != validation_batches]
-    assert training_iterators == [int(tf.data.INFINITE_CARDINALITY)]
-    assert int(result.model.optimizer.iterations) == 3 * 2  # three passes over 4 pairs in batches of 2
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert int(result.model.optimizer.iterations) == 3 * one_pass
+    assert not [warning for warning in recwarn if "ran out of data" in str(warning.message)]
 
 
 @pytest.mark.slow

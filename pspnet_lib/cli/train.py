@@ -161,7 +161,9 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--split", choices=("train", "val"), default="val")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
     parser.add_argument("--skip-bad", action="store_true", help="leave unusable pair files out (with a warning)")
-    parser.add_argument("--image-size", type=int, help="image size fed to the model (default: the run's, else 256)")
+    parser.add_argument(
+        "--image-size", type=int, help="image size fed to the model (default: the one the model records, else the run's)"
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--flip", action="store_true", help="average with the left-right flipped prediction")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0], help="multi-scale inference, e.g. 0.75 1 1.25")
@@ -188,7 +190,7 @@ def _run_settings(run_dir: Path) -> tuple[Path, dict]:
 @one_line_errors
 def run_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a split and print a table or one JSON line."""
-    from pspnet_lib import data, inference
+    from pspnet_lib import data, inference, models
     from pspnet_lib.training.run import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_labels
 
     is_border_aware(args.labels, "--labels")  # a misspelt decoding: one line naming the option
@@ -204,7 +206,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
             root = data.default_dataset()
     check_labels(data.resolve_dataset_dirs(root).root, args.split)  # unknown label colours: no score would mean anything
     model = inference.load_model(model_path)
-    image_size = args.image_size or settings.get("image_size", 256)
+    image_size = args.image_size or models.image_size_of(model) or settings.get("image_size")
+    if image_size is None:
+        raise ValueError(
+            f"{model_path} does not record the image size it was trained at (saved by an older pspnet_lib): "
+            "give --image-size"
+        )
     scores = inference.evaluate_split(
         model, root, args.split, image_size=image_size, batch_size=args.batch_size, limit=args.limit,
         skip_bad=args.skip_bad, labels=args.labels, flip=args.flip, scales=tuple(args.scales),

@@ -45,7 +45,6 @@ from pspnet_lib.training.losses import (
 from pspnet_lib.training.optimizers import PaperSGD, build_optimizer, poly_schedule
 from pspnet_lib.training.recipes import RECIPES, Recipe, default_recipe_name, get_recipe
 from pspnet_lib.training.run import (
-    MODELS,
     PretrainedWeightsUnavailable,
     TrainConfig,
     TrainResult,
@@ -57,7 +56,7 @@ from pspnet_lib.training.run import (
 )
 
 __all__ = [
-    "AUX_WEIGHT", "MODELS", "BatchChoice", "BestCheckpoint", "CrossEntropyJaccard", "CsvHistory", "DevicePlan", "DeviceSwitches", "GpuInfo",
+    "AUX_WEIGHT", "BatchChoice", "BestCheckpoint", "CrossEntropyJaccard", "CsvHistory", "DevicePlan", "DeviceSwitches", "GpuInfo",
     "NanGuard", "PaperSGD", "PreciseBatchNorm", "PaletteColorMSE", "PaletteColourMSE", "PretrainedWeightsUnavailable", "RECIPES", "Recipe", "SaveFinalModel", "TimeBudget", "TrainConfig",
     "TrainResult", "TrainingDiverged", "apply_precision", "atomic_save_model", "atomic_write_text",
     "build_model", "build_optimizer", "choose_batch_size", "compile_for_training", "create_strategy", "current_plan", "default_recipe_name",

@@ -52,7 +52,6 @@ from pspnet_lib.training.optimizers import (
 )
 from pspnet_lib.training.recipes import default_recipe_name, get_recipe
 
-MODELS = models.NETWORKS  # deprecated name, kept for old notebooks
 WEIGHTS = (None, "imagenet")
 MIN_IMAGE_SIZE = models.MIN_INPUT_SIZE  # the smallest crop every backbone maps to a feature cell
 MAX_IMAGE_SIZE = 2048  # the real pairs' photos are 256 x 256; larger crops are a typo, not a plan
@@ -318,7 +317,7 @@ def build_model(config: TrainConfig, imagenet_source: keras.Model | None = None,
     copied into the backbone.
     """
     spec = config.spec.replace(synchronized_batch_norm=True) if replicas > 1 else config.spec
-    return models.build(spec, weights=imagenet_source)
+    return models.build(spec, weights=imagenet_source, image_size=config.image_size)
 
 
 def is_resuming(config: TrainConfig) -> bool:
