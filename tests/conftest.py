@@ -69,3 +69,17 @@ def isolated_search(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv(locate.KAGGLEHUB_CACHE_ENV, str(tmp_path / "kagglehub"))
     monkeypatch.setattr(locate, "KAGGLE_INPUT_DIR", tmp_path / "kaggle_input")
     return tmp_path
+
+
+@pytest.fixture
+def tiny_model_file(tmp_path) -> Path:
+    """A saved 1x1-convolution segmentation model: enough to run `predict` or `evaluate` quickly."""
+    import keras
+
+    from pspnet_lib.data import CLASS_NAMES
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(len(CLASS_NAMES), 1, name="logits")(inputs))
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    return path

@@ -85,19 +85,6 @@ def photo(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_model_file(tmp_path) -> Path:
-    """A saved 1x1-convolution segmentation model: enough to run `predict` quickly."""
-    import keras
-
-    from pspnet_lib.data import CLASS_NAMES
-
-    inputs = keras.Input((None, None, 3))
-    model = keras.Model(inputs, keras.layers.Conv2D(len(CLASS_NAMES), 1, name="logits")(inputs))
-    path = tmp_path / "tiny.keras"
-    model.save(path)
-    return path
-
 
 # --- every writing command: a folder of the user's, a parent of a checkout ----------------------------------
 

@@ -141,17 +141,6 @@ def test_predict_writes_overlays_for_a_pair_and_a_plain_photo(trained_run, synth
     assert Image.open(out / "street_overlay.png").size == (50, 40)
 
 
-@pytest.fixture
-def tiny_model_file(tmp_path) -> Path:
-    """A saved 1x1-convolution segmentation model: enough to run `predict` quickly."""
-    import keras
-
-    inputs = keras.Input((None, None, 3))
-    model = keras.Model(inputs, keras.layers.Conv2D(len(CLASS_NAMES), 1, name="logits")(inputs))
-    path = tmp_path / "tiny.keras"
-    model.save(path)
-    return path
-
 
 def test_predict_cuts_a_pair_but_not_a_two_to_one_photo(tiny_model_file, tmp_path, capsys):
     from pspnet_lib.data import synthetic_pair
