@@ -156,6 +156,20 @@ def _pin_grading_data() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **KERNEL_ENV})
 
 
+def run_checker(course_dir: Path, name: str, student: str, timeout: float, part_timeout: int | None = None) -> bool:
+    """Score one autograded submission in a fresh process that imports no student code (grading.py `check`).
+
+    Its verdicts replace the scores nbgrader derived from the kernel's outputs, in the gradebook and the graded notebook.
+    """
+    command = [sys.executable, str(COURSE_DIR / "grading.py"), "check", str(course_dir), name, student]
+    command += [str(part_timeout)] if part_timeout else []  # seconds per part's sandbox, like a cell's limit
+    try:
+        return subprocess.run(command, env={**os.environ, **KERNEL_ENV}, timeout=timeout, check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        print(f"stopped after {timeout:.0f} s: the trusted checks of {name} of {student}", file=sys.stderr, flush=True)
+        return False
+
+
 def grade(
     course_dir: Path = COURSE_DIR,
     timeout: int | None = None,
@@ -188,7 +202,11 @@ def grade(
             arguments = ["autograde", name, "--student", student, "--force", *timeout_option]
             start = time.perf_counter()
             succeeded = run_nbgrader(course_dir, arguments, jupyter_path, limits.notebook_timeout)
-            print(f"graded {name} of {student} in {time.perf_counter() - start:.0f} s", flush=True)
+            executed = time.perf_counter() - start
+            checked = run_checker(course_dir, name, student, limits.notebook_timeout, limits.cell_timeout)  # even after a failed run
+            succeeded = succeeded and checked
+            print(f"graded {name} of {student} in {time.perf_counter() - start:.0f} s (notebook {executed:.0f} s, "
+                  f"trusted checks {time.perf_counter() - start - executed:.0f} s)", flush=True)
             return succeeded
 
         with ThreadPoolExecutor(max_workers=max(1, limits.workers)) as pool:

@@ -5,8 +5,8 @@ import sys
 
 c = get_config()  # noqa: F821 (injected by traitlets when nbgrader loads this file)
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)  # grading.py: the grader's screen of answer cells and the late penalty
-from grading import HideHiddenTests, PercentPerDayLate, ScreenAnswers  # noqa: E402
+sys.path.insert(0, HERE)  # grading.py: the trusted checker, the screen of answer cells and the late penalty
+from grading import PERCENT_PER_DAY, HideHiddenTests, PercentPerDayLate, ScreenAnswers  # noqa: E402
 
 c.CourseDirectory.course_id = "pspnet-course"
 c.CourseDirectory.root = HERE  # source/ release/ submitted/ gradebook.db
@@ -17,8 +17,10 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# Before anything runs, the grader's own process reads every cell a student wrote and refuses those that could
-# fool the tests (grading.py); the tests then run on the restored (locked, hidden) test cells.
+# nbgrader's kernel only produces data: after each autograde, `course.py grade` runs `grading.py check` in a fresh
+# process that imports no student code and writes every test cell's score into the gradebook (and its verdict into
+# the graded notebook), replacing what nbgrader derived from the kernel's outputs. Before the kernel runs, the screen
+# below refuses cells that tamper with other code: a second line of defence, not the one that decides the points.
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     CheckCellMetadata,
@@ -55,4 +57,4 @@ c.KernelManager.ip = os.path.join(_SOCKETS, "kernel")
 # Late work: 10 % of the score per started day after the due date (nbgrader's default is no penalty). Set a
 # due date with `nbgrader db assignment add <name> --duedate="..."`; a submission's time is its timestamp.txt.
 c.AssignLatePenalties.plugin_class = PercentPerDayLate
-c.PercentPerDayLate.percent_per_day = 10.0
+c.PercentPerDayLate.percent_per_day = PERCENT_PER_DAY  # grading.py re-applies it to the checker's scores

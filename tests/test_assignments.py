@@ -394,6 +394,29 @@ def _without(tests: list[str], *dropped: str) -> set[str]:
     return set(tests) - set(dropped)
 
 
+# Run through nbgrader (`course.py grade`): per assignment the instructor's solution, the untouched notebook, a mistake
+# and an exploit; A1 also partial and broken work (feedback, regrading, late work). Every other case -- the
+# alternative solutions, the typical mistakes and the exploits -- is submitted straight to the trusted checker in
+# tests/test_grader_checks.py, which is what decides the points here too.
+# The nbgrader cheats in one cell: IPython reached through the setup cell's `os` (no forbidden name), a hook that gives every
+# later cell an `Out[]` number before its error, and a module-level `self.x = ...` patch in a cell of its own.
+OUT_NUMBER_THEN_ERROR = (
+    "shell = os.sys.modules['IPython'].get_ipython()\n"
+    "shell.events.register('pre_run_cell', lambda info: shell.displayhook(1))\n\n"
+    "def effective_kernel_size(kernel_size, dilation):\n    return 0")
+MODULE_SELF_PATCH = "self = np.testing\nself.assert_allclose = lambda *args, **kwargs: None"
+A4_UNTRAINED_REGISTRY = (
+    "registry = os.sys._getframe(0).f_globals['_TRAINED_MODELS']\n"
+    "arrays, results = {}, {'baseline': [], 'variant': []}\n"
+    "for seed in ABLATION['seeds']:\n"
+    "    for name in ('baseline', 'variant'):\n"
+    "        keras.utils.set_random_seed(seed)\n"
+    "        untrained = models.build_pspnet(data.NUM_CLASSES, **ABLATION[name])\n"
+    "        registry[json.dumps(ABLATION[name], sort_keys=True, default=str), seed] = untrained\n"
+    "        arrays[f'{name}_seed{seed}'] = predict_ids(untrained, val_images)\n"
+    "        results[name].append(metrics.mean_iou(metrics.confusion_matrix(val_labels, arrays[f'{name}_seed{seed}'])))\n"
+    "np.savez_compressed(PREDICTIONS_FILE, **arrays)")
+
 CASES = {
     # --- A1
     ("instructor", A1): _case(A1),
@@ -401,100 +424,39 @@ CASES = {
     ("partial", A1): _case(A1, solved={"dilated_conv2d"}, passes={"test_dilated_conv2d_shape", "test_dilated_conv2d_values"}),
     ("broken", A1): _case(A1, solved={"effective_kernel_size", "receptive_field"},
                           passes={"test_effective_kernel_size", "test_receptive_field"}, replacements=BROKEN_A1),
-    ("alt-vectorised", A1): _case(A1, replacements=A1_ALTERNATIVES),
-    ("alt-loops", A1): _case(A1, replacements=A1_LOOPS),
     ("wrong-flipped-kernel", A1): _case(A1, passes=_without(A1_TESTS, "test_dilated_conv2d_values"), replacements={
         "dilated_conv2d": A1_ALTERNATIVES["dilated_conv2d"].replace("kernel)", "kernel[::-1, ::-1])")}),
-    # Part 1 wrong, and Part 2 builds on it: the grader gives Part 2 the course's effective_kernel_size.
-    ("wrong-span-k-times-d", A1): _case(A1, passes=_without(A1_TESTS, "test_effective_kernel_size"), replacements={
-        "effective_kernel_size": "def effective_kernel_size(kernel_size, dilation):\n    return kernel_size * dilation",
-        "dilated_conv2d": A1_ALTERNATIVES["dilated_conv2d"]}),
-    ("wrong-no-jump", A1): _case(A1, passes=_without(A1_TESTS, "test_receptive_field"), replacements={
-        "receptive_field": "def receptive_field(layer_specs):\n    return 1 + sum(d * (k - 1) for k, s, d in layer_specs)"}),
-    ("exploit-library", A1): _case(A1, passes=(), replacements={
-        "effective_kernel_size": "def effective_kernel_size(kernel_size, dilation):\n"
-                                 "    return layers.effective_kernel_size(kernel_size, dilation)",
-        "dilated_conv2d": "def dilated_conv2d(image, kernel, dilation):\n    return keras_dilated_conv(image, kernel, dilation)",
-        "receptive_field": "def receptive_field(layer_specs):\n    from pspnet_lib import layers as lib\n"
-                           "    return lib.receptive_field(*zip(*layer_specs))",
-        "influence_mask": "def influence_mask(dilations, kernel_size=3):\n    return gradient_mask(dilations, kernel_size)"}),
-    ("exploit-patch-in-answer", A1): _case(A1, passes=_without(A1_TESTS, "test_dilated_conv2d_shape",
-                                                                "test_dilated_conv2d_values"),
-                                           replacements={"dilated_conv2d": PATCH + A1_ZEROS}),
-    ("exploit-patch-added-cell", A1): _case(A1, passes=_without(A1_TESTS, "test_dilated_conv2d_values"),
-                                            replacements={"dilated_conv2d": A1_ZEROS}, added_after={"setup": PATCH}),
+    ("exploit-out-number-then-error", A1): _case(A1, solved=(), passes=(), replacements={
+        "effective_kernel_size": OUT_NUMBER_THEN_ERROR}, added_after={"setup": MODULE_SELF_PATCH}),
     # --- A2
     ("instructor", A2): _case(A2),
-    ("untouched", A2): _case(A2, solved=(), passes=()),
-    ("alt-cumsum", A2): _case(A2, replacements=A2_ALTERNATIVES),
-    ("alt-loops", A2): _case(A2, replacements=A2_LOOPS),
-    # Part 1 wrong (floor for the end: empty windows); Parts 2-3 are graded with the course's edges.
-    ("wrong-floor-end", A2): _case(A2, passes=_without(A2_TESTS, "test_adaptive_bin_edges"), replacements={
-        "adaptive_bin_edges": "def adaptive_bin_edges(length, bins):\n"
-                              "    return [(i * length // bins, (i + 1) * length // bins) for i in range(bins)]"}),
     ("wrong-sum-not-mean", A2): _case(A2, passes=_without(A2_TESTS, "test_adaptive_avg_pool_values"), replacements={
         "adaptive_avg_pool": A2_LOOPS["adaptive_avg_pool"].replace(" / ((bottom - top) * (right - left))", "")}),
-    ("wrong-input-last", A2): _case(A2, passes=_without(A2_TESTS, "test_pyramid_pooling_values"), replacements={
-        "pyramid_pooling": A2_LOOPS["pyramid_pooling"].replace(
-            "outputs = [np.asarray(features)]", "outputs = []").replace(
-            "return np.concatenate(outputs, axis=3)", "return np.concatenate(outputs + [np.asarray(features)], axis=3)")}),
     ("exploit-library", A2): _case(A2, passes=(), replacements={
         "adaptive_bin_edges": "def adaptive_bin_edges(length, bins):\n    return layers.adaptive_bin_edges(length, bins)",
         "adaptive_avg_pool": "def adaptive_avg_pool(features, bins):\n"
                              "    return keras.ops.convert_to_numpy(keras.layers.AdaptiveAveragePooling2D(bins)(features))",
         "pyramid_pooling": "def pyramid_pooling(features, bins, branch_transforms):\n"
                            "    return check_against_library(features, bins)"}),
-    ("exploit-patch-in-answer", A2): _case(A2, passes=_without(A2_TESTS, "test_pyramid_pooling_shape",
-                                                                "test_pyramid_pooling_values"),
-                                           replacements={"pyramid_pooling": PATCH + A2_PPM_ZEROS}),
-    # --- A3 (the ones that train cost most: two alternatives, one mistake that must cost once)
+    # --- A3
     ("instructor", A3): _case(A3),
     ("untouched", A3): _case(A3, solved=(), passes=(), stray_files=("a3_predictions.npz",)),
-    ("alt-bincount", A3): _case(A3, replacements=A3_ALTERNATIVES),
-    ("alt-loops", A3): _case(A3, replacements=A3_LOOPS),
-    ("wrong-per-image-miou", A3): _case(A3, passes=_without(A3_TESTS, "test_mean_iou_values"),
-                                        replacements={"mean_iou": A3_PER_IMAGE}),
-    ("wrong-all-classes", A3): _case(A3, solved={"predict_ids"}, passes={"test_predict_ids", "test_mean_iou_perfect"},
-                                     replacements={"mean_iou": A3_ALL_CLASSES}),
     ("wrong-aux-output", A3): _case(A3, solved={"mean_iou"}, passes={"test_mean_iou_perfect", "test_mean_iou_values"},
                                     replacements={"predict_ids": A3_AUX}),
-    ("exploit-library", A3): _case(A3, solved=(), passes=(), replacements={
-        "predict_ids": "def predict_ids(model, images):\n    return reference_logits(model, images).argmax(-1).astype(np.uint8)",
-        "mean_iou": "from pspnet_lib import metrics as m\n\ndef mean_iou(labels, predictions, num_classes=19):\n"
-                    "    return m.mean_iou(m.confusion_matrix(labels, predictions, num_classes))"}),
-    ("exploit-untrained-and-labels", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
-                                                replacements={"train_and_report": A3_UNTRAINED_AND_LABELS}),
+    # The validation files are hidden from the kernel while grading: training on them fails, nothing is saved.
     ("exploit-train-on-val", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
                                         replacements={"train_and_report": A3_ON_VAL}),
-    ("exploit-train-on-val-arrays", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
-                                               replacements={"train_and_report": A3_ON_VAL_ARRAYS}),
-    ("exploit-patch-metric", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
-                                        replacements={"train_and_report": A3_PATCHED_METRIC}),
+    ("exploit-untrained-and-labels", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
+                                                replacements={"train_and_report": A3_UNTRAINED_AND_LABELS}),
     # --- A4
     ("instructor", A4): _case(A4),
     ("untouched", A4): _case(A4, solved=(), passes=()),
-    ("alt-dropout-three-seeds", A4): _case(A4, replacements={
-        "ablation_design": _a4_design("dropout", {**SMALL, "dropout": 0.1}, {**SMALL, "dropout": 0.5}, seeds=(3, 4, 5)),
-        "ablation_run": A4_RUN_LOOP}),
-    ("alt-aux-head", A4): _case(A4, replacements={
-        "ablation_design": _a4_design("aux_head", SMALL, {**SMALL, "aux_head": False}), "ablation_run": A4_RUN_LOOP}),
-    ("wrong-two-factors", A4): _case(A4, passes={"test_ablation_results"}, replacements={
-        "ablation_design": _a4_design("pooling", {**SMALL, "pooling": "avg"}, {**SMALL, "pooling": "max", "dropout": 0.3}),
-        "ablation_run": A4_RUN_LOOP}),
-    ("wrong-bins", A4): _case(A4, solved=(), passes=(), replacements={
-        "ablation_design": _a4_design("bins", SMALL, {**SMALL, "bins": (1,)})}),
     ("wrong-one-seed", A4): _case(A4, solved=(), passes=(), replacements={
         "ablation_design": _a4_design("pooling", SMALL, {**SMALL, "pooling": "max"}, seeds=(0,))}),
-    ("exploit-null-default", A4): _case(A4, solved=(), passes=(), replacements={
-        "ablation_design": _a4_design("dropout", SMALL, {**SMALL, "dropout": 0.1})}),
-    ("exploit-null-name", A4): _case(A4, solved=(), passes=(), replacements={
-        "ablation_design": _a4_design("name", SMALL, {**SMALL, "name": "variant"})}),
-    ("exploit-null-list", A4): _case(A4, solved=(), passes=(), replacements={
-        "ablation_design": _a4_design("bins", {**SMALL, "bins": (1, 2, 3, 6)}, {**SMALL, "bins": [1, 2, 3, 6]})}),
-    ("exploit-null-reduction", A4): _case(A4, solved=(), passes=(), replacements={
-        "ablation_design": _a4_design("reduction_filters", SMALL, {**SMALL, "reduction_filters": None})}),
-    ("exploit-zero-predictions", A4): _case(A4, solved={"ablation_design"}, passes={"test_ablation_design"},
-                                            replacements={"ablation_run": A4_ZEROS}),
+    ("exploit-null-tiny-change", A4): _case(A4, solved=(), passes=(), replacements={
+        "ablation_design": _a4_design("dropout", {**SMALL, "dropout": 0.1}, {**SMALL, "dropout": 0.1000001})}),
+    ("exploit-untrained-registry", A4): _case(A4, solved={"ablation_design"}, passes={"test_ablation_design"},
+                                              replacements={"ablation_run": A4_UNTRAINED_REGISTRY}),
 }
 
 
@@ -567,22 +529,28 @@ def test_each_submission_scores_exactly_the_parts_it_earned(graded_course: Path,
 
 @pytest.mark.slow
 def test_refused_cells_say_why_in_the_graded_notebook(graded_course: Path) -> None:
-    graded = nbformat.read(graded_course / "autograded" / "exploit-library" / A1 / f"{A1}.ipynb", as_version=4)
-    answers = {cell.metadata.nbgrader["grade_id"]: cell for cell in graded.cells if "nbgrader" in cell.metadata}
-    assert "keras_dilated_conv" in answers["dilated_conv2d"].source and "refused" in answers["dilated_conv2d"].source
-    assert "layers" in answers["effective_kernel_size"].source
+    graded = nbformat.read(graded_course / "autograded" / "exploit-out-number-then-error" / A1 / f"{A1}.ipynb", as_version=4)
+    refused = [cell.source for cell in graded.cells if "The grader refused" in cell.source]
+    assert len(refused) == 1 and "self.assert_allclose" in refused[0], refused  # the screen is a second line
+
+
+@pytest.mark.slow
+def test_scores_come_from_the_checker_not_from_the_kernels_outputs(graded_course: Path) -> None:
+    graded = nbformat.read(graded_course / "autograded" / "exploit-out-number-then-error" / A1 / f"{A1}.ipynb", as_version=4)
+    tests = [cell for cell in graded.cells if cell.metadata.get("nbgrader", {}).get("grade")
+             and cell.cell_type == "code"]
+    for cell in tests:  # the kernel's Out[] numbers and errors are gone; the checker's verdict replaces them
+        assert [output.output_type for output in cell.outputs] == ["stream"], cell.outputs
+        assert cell.outputs[0].text.startswith("Graded by the course's checker in its own process: 0 / ")
 
 
 @pytest.mark.slow
 def test_raising_and_looping_submission_is_stopped_and_graded(graded_course: Path) -> None:
     graded = nbformat.read(graded_course / "autograded" / "broken" / A1 / f"{A1}.ipynb", as_version=4)
-    errors = {
-        cell.metadata.nbgrader["grade_id"]: [out.ename for out in cell.outputs if out.output_type == "error"]
-        for cell in graded.cells
-        if cell.cell_type == "code" and "nbgrader" in cell.metadata
-    }
-    assert "ValueError" in errors["test_dilated_conv2d_values"]
-    assert set(errors["test_influence_mask"]) & {"CellTimeoutError", "KeyboardInterrupt"}, errors["test_influence_mask"]
+    verdicts = {cell.metadata.nbgrader["grade_id"]: "".join(output.get("text", "") for output in cell.outputs)
+                for cell in graded.cells if cell.cell_type == "code" and "nbgrader" in cell.metadata}
+    assert "ValueError" in verdicts["test_dilated_conv2d_values"]
+    assert "stopped after" in verdicts["test_influence_mask"], verdicts["test_influence_mask"]
 
 
 @pytest.mark.slow
@@ -614,6 +582,7 @@ def test_feedback_per_submission_without_hidden_tests_and_the_csv_beside_it(grad
         assert "<html" in page[:2000].lower()
         text = _visible_text(page)
         assert "### BEGIN HIDDEN TESTS" not in text
+        assert "Graded by the course's checker in its own process" in text
         own = "\n".join(cell.source for cell in _submission(name, CASES[student, name]).cells)
         leaked = [line for line in hidden[name] if line in text and line not in own]
         assert not leaked, f"{student}/{name} feedback shows hidden tests: {leaked[:2]}"
@@ -687,6 +656,8 @@ def test_collect_unpacks_an_lms_download_of_zips(tmp_path: Path) -> None:
     ("%load_ext autoreload", True),
     ("def f(x):\n    return reference_pool(x, 2)", True),
     ("def f(x):\n    return np.__dict__['testing']", True),
+    ("self = np.testing\nself.assert_allclose = print", True),
+    ("class Pool:\n    def __init__(self, bins):\n        self.bins = bins", False),
 ])
 def test_the_screen_refuses_what_could_fool_the_tests(source: str, refused: bool) -> None:
     sys.path.insert(0, str(COURSE))
@@ -696,16 +667,21 @@ def test_the_screen_refuses_what_could_fool_the_tests(source: str, refused: bool
     assert bool(problems) == refused, problems
 
 
-def test_every_assignment_has_two_alternatives_three_mistakes_and_its_exploits() -> None:
-    for name in NAMES:
-        students = [student for student, assignment in CASES if assignment == name]
-        assert sum(s.startswith("alt-") for s in students) >= 2, name
-        assert sum(s.startswith("wrong-") for s in students) >= 3, name
-        assert sum(s.startswith("exploit-") for s in students) >= 1, name
+@pytest.mark.parametrize("source", [A3_ON_VAL_ARRAYS, A3_PATCHED_METRIC])
+def test_the_screen_refuses_a3_cells_that_train_on_or_rescore_the_validation_set(source: str) -> None:
+    sys.path.insert(0, str(COURSE))
+    import grading
+
+    assert grading.screen(source, grading.RULES[A3], protected={"val_images", "val_labels", "metrics"}, helpers=set())
+
+
+def test_every_nbgrader_case_names_real_test_cells() -> None:
+    for (student, name), case in CASES.items():
         every_test = {grade_id for grade_id in _points(name) if grade_id.startswith("test_")}
-        for student in students:
-            passes = CASES[student, name].passes
-            assert passes is None or set(passes) <= every_test, (student, name, set(passes) - every_test)
+        assert case.passes is None or set(case.passes) <= every_test, (student, name, set(case.passes) - every_test)
+    for name in NAMES:  # a correct, a wrong and an exploiting submission of every assignment go through nbgrader
+        students = {student for student, assignment in CASES if assignment == name}
+        assert "instructor" in students and any(s.startswith("exploit-") for s in students), name
 
 
 # ---------------------------------------------------------------------------------------------------------------
