@@ -156,6 +156,15 @@ def _pin_grading_data() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **KERNEL_ENV})
 
 
+def _grading_module():
+    """assignments/grading.py (the trusted checker and gradebook writer), imported as nbgrader_config.py does."""
+    if str(COURSE_DIR) not in sys.path:
+        sys.path.insert(0, str(COURSE_DIR))
+    import grading
+
+    return grading
+
+
 def run_checker(course_dir: Path, name: str, student: str, timeout: float, part_timeout: int | None = None) -> bool:
     """Score one autograded submission in a fresh process that imports no student code (grading.py `check`).
 
@@ -186,11 +195,13 @@ def grade(
     """
     limits = limits or GradingLimits(cell_timeout=timeout)
     selected = submissions(course_dir, _check_names(names, assignment_names(course_dir)) if names else (), students)
+    unusable = unusable_submissions(course_dir, selected)  # scored 0 with the reason, never run
+    assignments = sorted({name for name, _ in selected})
+    selected = [job for job in selected if job not in unusable]
     timeout_option = [f"--Execute.timeout={limits.cell_timeout}"] if limits.cell_timeout else []
     failed: list[str] = []
     _pin_grading_data()
     with pinned_kernel_path(memory_gb=limits.memory_gb) as jupyter_path:
-        assignments = sorted({name for name, _ in selected})
         for name in assignments:  # records each assignment's cells in the gradebook (same files as release/)
             if due and not run_nbgrader(course_dir, ["db", "assignment", "add", name, f"--duedate={due}"], jupyter_path):
                 failed.append(f"{name} due date")
@@ -216,6 +227,10 @@ def grade(
             for only in [["--student", student] for student in students] or [[]]:
                 if not run_nbgrader(course_dir, ["generate_feedback", name, "--force", *only], jupyter_path):
                     failed.append(f"{name} feedback")
+        if unusable:  # after nbgrader's feedback, which would not leave their pages alone
+            grading = _grading_module()
+            for (name, student), reason in unusable.items():
+                grading.record_unusable(course_dir, name, student, reason)
         if not run_nbgrader(course_dir, ["export", "--to", str(GRADES_CSV)], jupyter_path):
             failed.append("export")
     feedback_dirs = sorted(path for path in (course_dir / "feedback").glob("*/*") if path.is_dir())

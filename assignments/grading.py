@@ -22,6 +22,7 @@ import ast
 import json
 import math
 import sys
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -1050,6 +1051,40 @@ def record(course_dir: Path, assignment: str, student: str, verdicts: dict[str, 
     path.chmod(mode | 0o200)
     nbformat.write(graded, path)
     path.chmod(mode)
+
+
+def record_unusable(course_dir: Path, assignment: str, student: str, reason: str) -> Path:
+    """Score 0 for a submission that cannot be graded (`reason`: which file, and why), and its feedback page.
+
+    Nothing of it runs: every graded cell gets 0 points in the gradebook, so the grades CSV lists the student with
+    0, and feedback/<student>/<assignment>/<assignment>.html tells the student why. Returns that page.
+    """
+    from html import escape
+
+    from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import SAWarning
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
+        gradebook.update_or_create_student(student)
+        try:
+            submission = gradebook.find_submission(assignment, student)
+        except MissingEntry:
+            with warnings.catch_warnings():  # nbgrader's own autoflush notices while it mirrors the assignment
+                warnings.simplefilter("ignore", SAWarning)
+                submission = gradebook.add_submission(assignment, student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                grade.auto_score = 0.0
+        gradebook.db.commit()
+    page = course_dir / "feedback" / student / assignment / f"{assignment}.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(
+        f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{escape(assignment)}: not graded</title></head>\n"
+        f"<body><h1>{escape(assignment)}</h1>\n<p>Your submission could not be graded, so it scores 0 points: "
+        f"{escape(reason)}.</p>\n<p>Submit the notebook of this assignment, saved from Jupyter (File, Save), "
+        "and ask your instructor to grade it again.</p></body></html>\n"
+    )
+    return page
 
 
 def late_penalty(score: float, seconds_late: float, percent_per_day: float = PERCENT_PER_DAY) -> float:

@@ -497,12 +497,23 @@ def _course_copy(root: Path) -> Path:
     return course_dir
 
 
+# Submissions nbgrader could not even open: scored 0 with the reason, while the others are graded.
+UNUSABLE = {
+    ("emptyfile", A1): (b"", "the file is empty"),
+    ("garbled", A2): (b"{not json", "not a notebook (the file is not JSON)"),
+}
+
+
 @pytest.fixture(scope="module")
 def graded_course(tmp_path_factory) -> Path:
     """A copy of the course with every case submitted, after `course.py grade` (A1 with a short cell limit)."""
     course_dir = _course_copy(tmp_path_factory.mktemp("course"))
     for (student, name), case in CASES.items():
         _submit(course_dir, student, name, _submission(name, case), case.stray_files)
+    for (student, name), (content, _) in UNUSABLE.items():
+        folder = course_dir / "submitted" / student / name
+        folder.mkdir(parents=True)
+        (folder / f"{name}.ipynb").write_bytes(content)
     slow = course.main(["--course-dir", str(course_dir), "grade", A3, A4, "--timeout", str(TRAINING_TIMEOUT)])
     quick = course.main(["--course-dir", str(course_dir), "grade", A1, A2, "--timeout", str(GRADING_TIMEOUT)])
     assert (quick, slow) == (0, 0), "course.py grade reported a failure"
@@ -592,6 +603,18 @@ def test_feedback_per_submission_without_hidden_tests_and_the_csv_beside_it(grad
         rows = {(row["student_id"], row["assignment"]): float(row["raw_score"]) for row in csv.DictReader(handle)}
     assert set(CASES) <= set(rows)
     assert rows[("partial", A1)] == sum(_points(A1)[t] for t in CASES["partial", A1].passes)
+
+
+@pytest.mark.slow
+def test_an_unusable_submission_scores_zero_with_its_reason_and_grading_goes_on(graded_course: Path) -> None:
+    with open(graded_course / course.GRADES_CSV, newline="") as handle:
+        rows = {(row["student_id"], row["assignment"]): float(row["raw_score"]) for row in csv.DictReader(handle)}
+    for (student, name), (_, reason) in UNUSABLE.items():
+        page = _visible_text((graded_course / "feedback" / student / name / f"{name}.html").read_text())
+        assert f"{name}.ipynb: {reason}" in page and "0 points" in page
+        assert set(_cell_scores(graded_course, student, name).values()) == {0.0}
+        assert rows[(student, name)] == 0.0
+    assert rows[("instructor", A1)] == sum(_points(A1)[t] for t in _points(A1) if t.startswith("test_"))
 
 
 @pytest.mark.slow
