@@ -434,6 +434,15 @@ def _shape_and_values(outcome: Outcome, expected: list, atol: float, exact: bool
     return bad_shape, bad_values
 
 
+def _array_verdicts(points: dict[str, float], function: str, outcome: Outcome, expected: list, atol: float,
+                    kind: str) -> dict[str, Verdict]:
+    """The two verdicts of a function returning arrays: `test_<function>_shape` and `test_<function>_values`."""
+    bad_shape, bad_values = _shape_and_values(outcome, expected, atol=atol)
+    return {f"test_{function}_{part}": Verdict(points[f"test_{function}_{part}"], _failure(
+        f"{function} {what}", wrong, len(expected), kind, outcome.errors))
+        for part, what, wrong in (("shape", "output shape", bad_shape), ("values", "values", bad_values))}
+
+
 def _answer_cells(notebook, answer_ids: list[str]) -> dict[str, str]:
     """The source of each answer cell of a submitted notebook (the first cell with that grade_id)."""
     found: dict[str, str] = {}
@@ -509,12 +518,8 @@ def check_a1(answers: dict[str, str], points: dict[str, float]) -> dict[str, Ver
         cases.append((rng.normal(size=(height, width)), rng.normal(size=(k, k)), d))
     out = run_sandboxed(_cells(answers, A1_ANSWERS[:2]), [Call("dilated_conv2d", [("array", i), ("array", w), ("int", d)])
                                                            for i, w, d in cases], overrides=COURSE_SPAN)
-    bad_shape, bad_values = _shape_and_values(out, [keras_dilated_conv(*case) for case in cases], atol=1e-4)
-    kind = "random odd-size images (kernels 1-5 wide, dilation 1-4)"
-    verdicts["test_dilated_conv2d_shape"] = Verdict(points["test_dilated_conv2d_shape"], _failure(
-        "dilated_conv2d output shape", bad_shape, len(cases), kind, out.errors))
-    verdicts["test_dilated_conv2d_values"] = Verdict(points["test_dilated_conv2d_values"], _failure(
-        "dilated_conv2d values", bad_values, len(cases), kind, out.errors))
+    verdicts |= _array_verdicts(points, "dilated_conv2d", out, [keras_dilated_conv(*case) for case in cases], 1e-4,
+                                "random odd-size images (kernels 1-5 wide, dilation 1-4)")
 
     stacks = []
     for _ in range(40):
@@ -587,12 +592,8 @@ def check_a2(answers: dict[str, str], points: dict[str, float]) -> dict[str, Ver
                                                            for f, b in cases], overrides=COURSE_EDGES)
     expected = [keras.ops.convert_to_numpy(layers.adaptive_pool_2d(keras.ops.convert_to_tensor(f), b, "avg"))
                 for f, b in cases]
-    bad_shape, bad_values = _shape_and_values(out, expected, atol=1e-5)
-    kind = "random odd-size feature maps (bins 1, 2, 3, 6)"
-    verdicts["test_adaptive_avg_pool_shape"] = Verdict(points["test_adaptive_avg_pool_shape"], _failure(
-        "adaptive_avg_pool output shape", bad_shape, len(cases), kind, out.errors))
-    verdicts["test_adaptive_avg_pool_values"] = Verdict(points["test_adaptive_avg_pool_values"], _failure(
-        "adaptive_avg_pool values", bad_values, len(cases), kind, out.errors))
+    verdicts |= _array_verdicts(points, "adaptive_avg_pool", out, expected, 1e-5,
+                                "random odd-size feature maps (bins 1, 2, 3, 6)")
 
     calls, expected = [], []
     for bins in [(1, 2, 3, 6), (1, 3), (2, 4, 8), (6,)]:
@@ -612,12 +613,8 @@ def check_a2(answers: dict[str, str], points: dict[str, float]) -> dict[str, Ver
         calls.append(Call("pyramid_pooling", [("array", features), ("ints", bins), ("transforms", np.stack(stacked))]))
     out = run_sandboxed(_cells(answers, A2_ANSWERS), calls, preamble="import numpy as np\nimport keras",
                         overrides=COURSE_POOL + TRANSFORMS, numpy_only=False)
-    bad_shape, bad_values = _shape_and_values(out, expected, atol=1e-4)
-    kind = "random odd-size feature maps (bin sets (1, 2, 3, 6), (1, 3), (2, 4, 8), (6,))"
-    verdicts["test_pyramid_pooling_shape"] = Verdict(points["test_pyramid_pooling_shape"], _failure(
-        "pyramid_pooling output shape", bad_shape, len(calls), kind, out.errors))
-    verdicts["test_pyramid_pooling_values"] = Verdict(points["test_pyramid_pooling_values"], _failure(
-        "pyramid_pooling values", bad_values, len(calls), kind, out.errors))
+    verdicts |= _array_verdicts(points, "pyramid_pooling", out, expected, 1e-4,
+                                "random odd-size feature maps (bin sets (1, 2, 3, 6), (1, 3), (2, 4, 8), (6,))")
     return verdicts
 
 

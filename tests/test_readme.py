@@ -26,3 +26,19 @@ def test_every_make_target_the_readme_mentions_exists() -> None:
     targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.M))
     mentioned = set(re.findall(r"`make ([a-z][a-z-]*)", README))
     assert mentioned <= targets, f"README mentions make targets {sorted(mentioned - targets)} that do not exist"
+
+
+def test_the_cpu_expectation_is_the_bench_results_file_it_names() -> None:
+    """The README's CPU figures are the mean final-model scores of the recipe rows of the results file it cites."""
+    import json
+    import statistics
+
+    found = re.search(
+        r"about \*\*(\d\.\d\d) mIoU and (\d\.\d\d) pixel accuracy\*\* under the standard scorer.*?`(bench/results/[\w-]+\.json)`",
+        README, re.S,
+    )
+    assert found, "README's CPU expectation no longer names its bench results file"
+    rows = [row for row in json.loads((ROOT / found[3]).read_text())["rows"] if row["section"] == "recipe"]
+    miou = statistics.fmean(row["value"] for row in rows if row["name"].startswith("final model mIoU"))
+    accuracy = statistics.fmean(row["value"] for row in rows if row["name"].startswith("final model pixel accuracy"))
+    assert (found[1], found[2]) == (f"{miou:.2f}", f"{accuracy:.2f}")
