@@ -21,6 +21,7 @@ from pspnet_lib.data.pairs import evenly_spaced, list_pairs, photo_size, usable_
 from pspnet_lib.data.palette import (
     DEFAULT_MAX_DISTANCE,
     IGNORE_LABEL,
+    LABEL_DECODINGS,
     TRAINING_LABELS,
     decode_mask,
     is_border_aware,
@@ -56,7 +57,9 @@ def read_halves(path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return pixels[:, :half], pixels[:, half : 2 * half]
 
 
-def load_pair(path: tf.Tensor, max_distance: float, border_aware: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+def load_pair(
+    path: tf.Tensor, max_distance: float, border_aware: bool = LABEL_DECODINGS[TRAINING_LABELS]
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Read one pair file: (photo uint8 (h, w, 3), train ids uint8 (h, w)), labels decoded by `decode_mask`."""
     photo, colors = read_halves(path)
     return photo, decode_mask(colors, max_distance, border_aware)
@@ -80,7 +83,7 @@ def to_uint8(image: tf.Tensor) -> tf.Tensor:
 
 
 def load_scene(
-    path: tf.Tensor, size: tuple[int, int], max_distance: float, border_aware: bool = True
+    path: tf.Tensor, size: tuple[int, int], max_distance: float, border_aware: bool = LABEL_DECODINGS[TRAINING_LABELS]
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """One pair file at the working `size`: (photo uint8 (H, W, 3), train ids uint8 (H, W)), ready to cache."""
     photo, ids = load_pair(path, max_distance, border_aware)
@@ -156,7 +159,7 @@ def augment_pair(
 
 
 def cache_file_name(
-    cache: str | Path, paths: list[Path], size: tuple[int, int], max_distance: float, border_aware: bool = True
+    cache: str | Path, paths: list[Path], size: tuple[int, int], max_distance: float, border_aware: bool
 ) -> str:
     """`cache` with a fingerprint of the files, size and label decoding, so a changed set never reuses a stale cache."""
     fingerprint = hashlib.sha256(repr((size, max_distance, border_aware)).encode())
@@ -185,7 +188,7 @@ def scenes(
     seed: int,
     shuffle_buffer: int,
     max_distance: float,
-    border_aware: bool = True,
+    border_aware: bool,
 ) -> tf.data.Dataset:
     """Decoded (photo uint8, ids uint8) pairs at `size`; shuffled as file names, or after the cache when caching."""
     files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
