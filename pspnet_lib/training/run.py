@@ -398,14 +398,14 @@ def check_labels(root: Path, split: str = "train", sample: int = 16) -> None:
     from pspnet_lib.data.check import MIN_LABELLED_SHARE, labelled_share
     from pspnet_lib.data.pairs import evenly_spaced, pair_problem
 
-    train_dir = data.resolve_dataset_dirs(root).split(split)
-    readable = [path for path in evenly_spaced(data.list_pairs(train_dir), sample) if pair_problem(path) is None]
+    split_dir = data.resolve_dataset_dirs(root).split(split)
+    readable = [path for path in evenly_spaced(data.list_pairs(split_dir), sample) if pair_problem(path) is None]
     if not readable:
         return  # unusable files: the data pipeline names every one
     share = labelled_share(readable)
     if share < MIN_LABELLED_SHARE:
         raise data.DataError(
-            f"{train_dir}: only {share:.0%} of label pixels (of {len(readable)} files) decode to a class, expected at least "
+            f"{split_dir}: only {share:.0%} of label pixels (of {len(readable)} files) decode to a class, expected at least "
             f"{MIN_LABELLED_SHARE:.0%}: are the right halves Cityscapes colour label maps? "
             "(`python -m pspnet_lib data check` reports every split)"
         )
