@@ -18,9 +18,9 @@ from pspnet_lib.layers import (
 )
 from pspnet_lib.models import (
     IMAGENET_WEIGHTS_FILE,
-    backbone_channels,
     SPECS,
     NetworkSpec,
+    backbone_channels,
     batch_norm_layers,
     build,
     build_backbone,
