@@ -34,7 +34,7 @@ from pspnet_lib.models import (
 )
 
 NUM_CLASSES = 5
-TINY = {"num_classes": NUM_CLASSES, "width": 0.25}  # overrides of "pspnet_small" / "fcn_small": a few thousand parameters
+TINY = {"num_classes": NUM_CLASSES, "width": 0.25}  # "pspnet_small" / "fcn_small" with a few thousand parameters
 # What the paper (and hszhao/semseg) do, stage by stage (conv2..conv5): (stride, dilation).
 EXPECTED_SCHEDULES = {
     8: [(1, 1), (2, 1), (1, 2), (1, 4)],
@@ -422,7 +422,8 @@ def test_the_named_specs_are_the_papers_networks_the_classroom_ones_and_the_arti
                                     ("fcn50", "fcn", "resnet50"), ("fcn_small", "fcn", "small")):
         assert SPECS[name].as_dict() == {**SPECS[name].as_dict(), **paper, "bins": [1, 2, 3, 6],
                                          "network": network, "backbone": backbone}
-    assert (SPECS["article"].network, SPECS["article"].input_size, SPECS["article"].flat_output) == ("article", 256, True)
+    article = SPECS["article"]
+    assert (article.network, article.input_size, article.flat_output) == ("article", 256, True)
 
 
 def test_build_applies_overrides_to_a_named_spec_and_the_model_records_the_result() -> None:
@@ -467,7 +468,8 @@ def test_build_pspnet_keywords_are_the_spec_fields_of_pspnet50() -> None:
     settings = {"bins": (1, 3), "output_stride": 16, "aux_head": False, "dropout": 0.3, "pooling": "max",
                 "reduction_filters": 7, "batch_norm_momentum": 0.8, "synchronized_batch_norm": True, "dilate": False}
     model = build_pspnet(NUM_CLASSES, backbone="small", input_shape=(64, 96, 3), width_multiplier=0.25, **settings)
-    assert model.spec == NetworkSpec("pspnet", "small", width=0.25, num_classes=NUM_CLASSES, input_size=(64, 96), **settings)
+    expected = NetworkSpec("pspnet", "small", width=0.25, num_classes=NUM_CLASSES, input_size=(64, 96), **settings)
+    assert model.spec == expected
     assert model.name == "pspnet"
     assert build_pspnet(19, backbone="small").spec == SPECS["pspnet_small"]
 

@@ -6,8 +6,8 @@ Which network to build is one value, a `NetworkSpec`; the course's networks are 
 ``build("pspnet_small", bins=(1, 2, 4))``.
 
 One module per concern, every public name importable from here: `spec` (what to build: `NetworkSpec`, checked,
-and the named specs), `networks` (`build` and the heads), `backbone` (the dilated residual backbone), `article` (the source
-article's model), `segmentation_model` (what a built model records and saves), `imagenet` (pretrained weights,
+and the named specs), `networks` (`build` and the heads), `backbone` (the dilated residual backbone), `article`
+(the source article's model), `segmentation_model` (what a built model records and saves), `imagenet` (pretrained weights,
 new layers), `counting` (parameters, multiply-adds).
 
 Models take float32 RGB in [0, 1] of shape (B, H, W, 3) and return float32 logits (B, H, W, num_classes) at the
