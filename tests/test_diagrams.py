@@ -197,13 +197,13 @@ def test_network_parts_and_figures_show_the_built_models_shapes():
 
     from pspnet_lib import models
 
-    pspnet = models.build_pspnet(19, backbone="small", input_shape=(64, 96, 3), bins=(1, 2, 4))
+    pspnet = models.build("pspnet_small", input_size=(64, 96), bins=(1, 2, 4))
     parts = diagrams.network_parts(pspnet)
     channels = pspnet.get_layer("backbone").output_shape[1][-1]
     assert [parts[f"pyramid {b}"] for b in (1, 2, 4)] == [(b, b, channels // 3) for b in (1, 2, 4)]
     assert parts["concatenation"] == (8, 12, channels + 3 * (channels // 3))
     assert parts["logits"] == parts["aux logits"] == (64, 96, 19)
-    fcn = diagrams.network_parts(models.build_dilated_fcn(19, backbone="small", input_shape=(64, 96, 3), aux_head=False))
+    fcn = diagrams.network_parts(models.build("fcn_small", input_size=(64, 96), aux_head=False))
     assert not any(name.startswith("pyramid") or name.startswith("aux") for name in fcn)
     fig, ax = plt.subplots()
     boxes = diagrams.draw_network(ax, pspnet)

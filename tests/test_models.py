@@ -18,11 +18,12 @@ from pspnet_lib.layers import (
 )
 from pspnet_lib.models import (
     IMAGENET_WEIGHTS_FILE,
+    SPECS,
+    NetworkSpec,
     backbone_channels,
     batch_norm_layers,
-    build_article_model,
+    build,
     build_backbone,
-    build_dilated_fcn,
     build_pspnet,
     count_flops,
     count_parameters,
@@ -32,8 +33,8 @@ from pspnet_lib.models import (
     transfer_resnet50_weights,
 )
 
-TINY = {"backbone": "small", "width_multiplier": 0.25}  # a few thousand parameters: fast to build and run
 NUM_CLASSES = 5
+TINY = {"num_classes": NUM_CLASSES, "width": 0.25}  # "pspnet_small" / "fcn_small" with a few thousand parameters
 # What the paper (and hszhao/semseg) do, stage by stage (conv2..conv5): (stride, dilation).
 EXPECTED_SCHEDULES = {
     8: [(1, 1), (2, 1), (1, 2), (1, 4)],
@@ -60,7 +61,7 @@ def mixed_precision():
 
 @pytest.fixture(scope="module")
 def resnet50_pspnet() -> keras.Model:
-    return build_pspnet(19)
+    return build("pspnet50")
 
 
 @pytest.fixture(scope="module")
@@ -171,33 +172,33 @@ def test_imagenet_weights_offline_give_a_clear_error(monkeypatch) -> None:
 
     monkeypatch.setattr(file_utils, "get_file", offline)
     with pytest.raises(RuntimeError, match="weights=None"):
-        build_pspnet(19, weights="imagenet")
+        build("pspnet50", weights="imagenet")
 
 
 @pytest.mark.slow
 def test_output_size_equals_input_size_for_any_size_from_32() -> None:
-    model = build_pspnet(NUM_CLASSES, **TINY)  # one model: later sizes run with relaxed (unknown) shapes
+    model = build("pspnet_small", **TINY)  # one model: later sizes run with relaxed (unknown) shapes
     for size in [(32, 32), (33, 47), (97, 161), (256, 256), (256, 512), (713, 713)]:
         logits, aux_logits = model.predict(images(1, *size), verbose=0)
         assert logits.shape == aux_logits.shape == (1, *size, NUM_CLASSES)
 
 
-@pytest.mark.parametrize("builder", [build_pspnet, build_dilated_fcn])
+@pytest.mark.parametrize("network", ["pspnet_small", "fcn_small"])
 @pytest.mark.parametrize("output_stride", [8, 16, 32])
-def test_static_input_shape_output_matches(builder, output_stride) -> None:
-    model = builder(NUM_CLASSES, input_shape=(45, 77, 3), output_stride=output_stride, aux_head=False, **TINY)
+def test_static_input_shape_output_matches(network, output_stride) -> None:
+    model = build(network, input_size=(45, 77), output_stride=output_stride, aux_head=False, **TINY)
     assert model.output_shape == (None, 45, 77, NUM_CLASSES)
     assert model.predict(images(2, 45, 77), verbose=0).shape == (2, 45, 77, NUM_CLASSES)
 
 
 def test_outputs_are_named_main_first() -> None:
-    model = build_pspnet(NUM_CLASSES, **TINY)
+    model = build("pspnet_small", **TINY)
     assert model.output_names == ["logits", "aux_logits"]
-    assert build_pspnet(NUM_CLASSES, aux_head=False, **TINY).output_names == ["logits"]
+    assert build("pspnet_small", aux_head=False, **TINY).output_names == ["logits"]
 
 
 def test_fcn_is_pspnet_without_the_pyramid_pooling() -> None:
-    pspnet, fcn = build_pspnet(NUM_CLASSES, **TINY), build_dilated_fcn(NUM_CLASSES, **TINY)
+    pspnet, fcn = build("pspnet_small", **TINY), build("fcn_small", **TINY)
     assert any(isinstance(layer, PyramidPoolingModule) for layer in pspnet.layers)
     assert not any(isinstance(layer, PyramidPoolingModule) for layer in fcn.layers)
     assert {layer.name for layer in pspnet.layers} - {layer.name for layer in fcn.layers} == {
@@ -206,14 +207,14 @@ def test_fcn_is_pspnet_without_the_pyramid_pooling() -> None:
 
 
 def test_small_pspnet_has_about_a_million_parameters() -> None:
-    assert 0.8e6 < count_parameters(build_pspnet(19, backbone="small")) < 1.3e6
+    assert 0.8e6 < count_parameters(build("pspnet_small")) < 1.3e6
 
 
 @pytest.mark.filterwarnings(
     "ignore:__array__ implementation:DeprecationWarning"
 )  # raised inside Keras' saving
 def test_keras_file_round_trip_gives_identical_predictions(tmp_path) -> None:
-    model = build_pspnet(NUM_CLASSES, pooling="max", **TINY)
+    model = build("pspnet_small", pooling="max", **TINY)
     batch = images(2, 41, 57)
     expected = model.predict(batch, verbose=0)
     model.save(tmp_path / "pspnet.keras")
@@ -227,7 +228,7 @@ def test_the_model_records_its_spec_and_a_saved_file_says_what_it_is(tmp_path) -
 
     for spec in (
         models.NetworkSpec("pspnet", "small", bins=(1, 3), pooling="max", aux_head=False, width=0.25, num_classes=3),
-        models.NetworkSpec("fcn", "small", width=0.25, dilate=False),
+        models.get_spec("fcn_small", width=0.25, dilate=False),
         models.NetworkSpec("article", input_size=32),
     ):
         model = models.build(spec)
@@ -348,9 +349,9 @@ def test_a_saved_model_records_the_image_size_it_is_meant_for(tmp_path) -> None:
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: build_pspnet(NUM_CLASSES, **TINY),
-        lambda: build_dilated_fcn(NUM_CLASSES, **TINY),
-        lambda: build_article_model(input_shape=(32, 32, 3)),
+        lambda: build("pspnet_small", **TINY),
+        lambda: build("fcn_small", **TINY),
+        lambda: build("article", input_size=32),
     ],
     ids=["pspnet", "fcn", "article"],
 )
@@ -366,16 +367,16 @@ def test_a_gradient_reaches_every_trainable_weight(build) -> None:
         assert np.any(gradient.numpy() != 0), weight.path
 
 
-@pytest.mark.parametrize("builder", [build_pspnet, build_dilated_fcn])
-def test_logits_are_float32_under_mixed_precision(mixed_precision, builder) -> None:
-    model = builder(NUM_CLASSES, **TINY)
+@pytest.mark.parametrize("network", ["pspnet_small", "fcn_small"])
+def test_logits_are_float32_under_mixed_precision(mixed_precision, network) -> None:
+    model = build(network, **TINY)
     assert model.get_layer("head_conv").compute_dtype == "float16"
     logits, aux_logits = model(images(1, 40, 48))
     assert logits.dtype == aux_logits.dtype == "float32"
 
 
 def test_article_model_is_built_as_described() -> None:
-    model = build_article_model()
+    model = build("article")
     assert model.output_shape == (None, 256 * 256 * 3)
     assert model.get_layer("article_block3").output.shape == (None, 256, 256, 256)
     assert model.get_layer("pyramid_concat").output.shape == (None, 256, 256, 512)
@@ -386,9 +387,7 @@ def test_article_model_is_built_as_described() -> None:
             256 // window,
             256,
         )
-    rgb = build_article_model(input_shape=(64, 64, 3), flatten_output=False).predict(
-        images(1, 64, 64), verbose=0
-    )
+    rgb = build("article", input_size=64, flat_output=False).predict(images(1, 64, 64), verbose=0)
     assert rgb.shape == (1, 64, 64, 3) and rgb.min() > 0 and rgb.max() < 1
 
 
@@ -415,8 +414,68 @@ def test_bad_arguments_give_a_clear_value_error(kwargs, argument) -> None:
         build_pspnet(**arguments)
 
 
+def test_the_named_specs_are_the_papers_networks_the_classroom_ones_and_the_articles() -> None:
+    paper = {"backbone": "resnet50", "bins": (1, 2, 3, 6), "pooling": "avg", "aux_head": True, "output_stride": 8,
+             "dilate": True, "reduction_filters": None, "num_classes": 19, "input_size": None}
+    assert sorted(SPECS) == ["article", "fcn50", "fcn_small", "pspnet50", "pspnet_small"]
+    for name, network, backbone in (("pspnet50", "pspnet", "resnet50"), ("pspnet_small", "pspnet", "small"),
+                                    ("fcn50", "fcn", "resnet50"), ("fcn_small", "fcn", "small")):
+        assert SPECS[name].as_dict() == {**SPECS[name].as_dict(), **paper, "bins": [1, 2, 3, 6],
+                                         "network": network, "backbone": backbone}
+    article = SPECS["article"]
+    assert (article.network, article.input_size, article.flat_output) == ("article", 256, True)
+
+
+def test_build_applies_overrides_to_a_named_spec_and_the_model_records_the_result() -> None:
+    from pspnet_lib import models
+
+    model = build("pspnet_small", bins=[1, 2, 4], aux_head=False, **TINY)
+    expected = NetworkSpec("pspnet", "small", bins=(1, 2, 4), aux_head=False, num_classes=NUM_CLASSES, width=0.25)
+    assert model.spec == models.get_spec("pspnet_small", bins=(1, 2, 4), aux_head=False, **TINY) == expected
+    assert model.get_layer("pyramid_pooling").get_config()["bins"] == [1, 2, 4] and model.output_names == ["logits"]
+    assert build(expected).spec == expected and models.get_spec(expected) is expected
+    assert SPECS["pspnet_small"].bins == (1, 2, 3, 6)  # the named spec itself is unchanged
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: build("pspnet"), r"unknown network 'pspnet': the named specs are \['article', 'fcn50'"),
+        (lambda: build("pspnet_small", width_multiplier=0.5), r"unknown network spec settings \['width_multiplier'\]: "
+                                                               r"the settings are \['network', 'backbone'"),
+        (lambda: build(NetworkSpec(), bns=(1,)), r"unknown network spec settings \['bns'\]"),
+        (lambda: build({"network": "pspnet"}), r"spec must be one of \['article'.* or a models.NetworkSpec, got dict"),
+        (lambda: build("pspnet_small", bins=(0, 1)), "bins"),
+        (lambda: build("fcn50", width=0.5), "width_multiplier applies to backbone='small' only"),
+        (lambda: build("article", weights="imagenet"), "the article model has no pretrained weights"),
+    ],
+    ids=["name", "setting", "setting-of-a-spec", "not-a-spec", "bad-bins", "bad-width", "article-weights"],
+)
+def test_an_unknown_name_or_setting_is_one_clear_value_error(call, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_build_pspnet_keywords_are_the_spec_fields_of_pspnet50() -> None:
+    import inspect
+
+    # A4 reads the defaults of build_pspnet's keywords (its ablation factors): they are the paper's spec.
+    renamed = {"width_multiplier": "width"}
+    for parameter in inspect.signature(build_pspnet).parameters.values():
+        field = renamed.get(parameter.name, parameter.name)
+        if hasattr(SPECS["pspnet50"], field) and field != "num_classes":
+            assert parameter.default == getattr(SPECS["pspnet50"], field), parameter.name
+    settings = {"bins": (1, 3), "output_stride": 16, "aux_head": False, "dropout": 0.3, "pooling": "max",
+                "reduction_filters": 7, "batch_norm_momentum": 0.8, "synchronized_batch_norm": True, "dilate": False}
+    model = build_pspnet(NUM_CLASSES, backbone="small", input_shape=(64, 96, 3), width_multiplier=0.25, **settings)
+    expected = NetworkSpec("pspnet", "small", width=0.25, num_classes=NUM_CLASSES, input_size=(64, 96), **settings)
+    assert model.spec == expected
+    assert model.name == "pspnet"
+    assert build_pspnet(19, backbone="small").spec == SPECS["pspnet_small"]
+
+
 def test_article_base_features_see_only_13_pixels() -> None:
-    model = build_article_model(input_shape=(48, 48, 3))
+    model = build("article", input_size=48)
     base = keras.Model(model.input, model.get_layer("article_block3").output)
     # Three blocks of 1x1, 3x3 at rate 2, 1x1 convolutions, all stride 1.
     expected = receptive_field((1, 3, 1) * 3, (1,) * 9, (1, 2, 1) * 3)
@@ -425,7 +484,7 @@ def test_article_base_features_see_only_13_pixels() -> None:
 
 def test_article_model_rejects_sizes_its_fixed_upsampling_cannot_take() -> None:
     with pytest.raises(ValueError, match="divisible by 8"):
-        build_article_model(input_shape=(250, 256, 3))
+        build("article", input_size=(250, 256))
 
 
 def test_count_flops_matches_a_hand_count() -> None:
@@ -444,8 +503,8 @@ def test_count_flops_matches_a_hand_count() -> None:
 
 
 def test_count_flops_includes_layers_nested_in_the_pyramid_pooling() -> None:
-    pspnet = build_pspnet(NUM_CLASSES, aux_head=False, **TINY)
-    fcn = build_dilated_fcn(NUM_CLASSES, aux_head=False, **TINY)
+    pspnet = build("pspnet_small", aux_head=False, **TINY)
+    fcn = build("fcn_small", aux_head=False, **TINY)
     channels = backbone_of(pspnet).get_layer("conv5_block1").output.shape[-1]
     head_filters = pspnet.get_layer("head_conv").filters
     cells = math.ceil(64 / 8) ** 2
@@ -456,7 +515,7 @@ def test_count_flops_includes_layers_nested_in_the_pyramid_pooling() -> None:
 
 def test_count_flops_needs_a_known_input_shape() -> None:
     with pytest.raises(ValueError, match="input_shape"):
-        count_flops(build_dilated_fcn(NUM_CLASSES, **TINY), (None, 64, 3))
+        count_flops(build("fcn_small", **TINY), (None, 64, 3))
 
 
 def test_count_parameters_splits_trainable_weights() -> None:
@@ -470,16 +529,16 @@ def moving_mean_count(model: keras.Model) -> int:
     return sum(1 for weight in model.weights if weight.path.endswith("moving_mean"))
 
 
-@pytest.mark.parametrize("builder", [build_pspnet, build_dilated_fcn])
-def test_batch_norm_settings_reach_every_batch_normalization(builder) -> None:
-    model = builder(NUM_CLASSES, batch_norm_momentum=0.8, synchronized_batch_norm=True, **TINY)
+@pytest.mark.parametrize("network", ["pspnet_small", "fcn_small"])
+def test_batch_norm_settings_reach_every_batch_normalization(network) -> None:
+    model = build(network, batch_norm_momentum=0.8, synchronized_batch_norm=True, **TINY)
     norms = batch_norm_layers(model)
     assert len(norms) == moving_mean_count(model) > 10
     assert all(norm.synchronized and norm.momentum == pytest.approx(0.8) for norm in norms)
 
 
 def test_article_model_batch_norms_can_be_synchronized() -> None:
-    model = build_article_model((32, 32, 3), batch_norm_momentum=0.8, synchronized_batch_norm=True)
+    model = build("article", input_size=32, batch_norm_momentum=0.8, synchronized_batch_norm=True)
     norms = batch_norm_layers(model)
     assert len(norms) == moving_mean_count(model) >= 6  # two per residual block and its projection
     assert all(norm.synchronized and norm.momentum == pytest.approx(0.8) for norm in norms)
@@ -488,10 +547,10 @@ def test_article_model_batch_norms_can_be_synchronized() -> None:
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: build_pspnet(NUM_CLASSES, **TINY),
-        lambda: build_dilated_fcn(NUM_CLASSES, **TINY),
+        lambda: build("pspnet_small", **TINY),
+        lambda: build("fcn_small", **TINY),
         lambda: build_backbone("small", width_multiplier=0.25),
-        lambda: build_article_model(input_shape=(32, 32, 3)),
+        lambda: build("article", input_size=32),
     ],
     ids=["pspnet", "fcn", "backbone", "article"],
 )
@@ -501,7 +560,7 @@ def test_batch_norm_defaults_to_pytorch_momentum_unsynchronized(build) -> None:
 
 
 def test_batch_norm_momentum_sets_the_moving_average_update() -> None:
-    model = build_dilated_fcn(NUM_CLASSES, aux_head=False, batch_norm_momentum=0.3, **TINY)
+    model = build("fcn_small", aux_head=False, batch_norm_momentum=0.3, **TINY)
     stem = backbone_of(model).get_layer("stem_bn")
     batch = images(2, 40, 40)
     before = stem.moving_mean.numpy().copy()
@@ -514,7 +573,7 @@ def test_batch_norm_momentum_sets_the_moving_average_update() -> None:
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_synchronized_batch_norm_model_saves_and_loads_as_keras(tmp_path) -> None:
-    model = build_pspnet(NUM_CLASSES, synchronized_batch_norm=True, batch_norm_momentum=0.7, **TINY)
+    model = build("pspnet_small", synchronized_batch_norm=True, batch_norm_momentum=0.7, **TINY)
     batch = images(2, 40, 48)
     expected = model.predict(batch, verbose=0)
     model.save(tmp_path / "synced.keras")
@@ -529,13 +588,13 @@ def test_synchronized_batch_norm_model_saves_and_loads_as_keras(tmp_path) -> Non
 @pytest.mark.parametrize("momentum", [1.0, -0.1, "0.9", True])
 def test_bad_batch_norm_momentum_is_rejected_by_name(momentum) -> None:
     with pytest.raises(ValueError, match="batch_norm_momentum"):
-        build_pspnet(NUM_CLASSES, batch_norm_momentum=momentum, **TINY)
+        build("pspnet_small", batch_norm_momentum=momentum, **TINY)
 
 
 def test_reduction_filters_reach_the_pyramid_branches() -> None:
     channels = build_backbone("small", width_multiplier=0.25).outputs[1].shape[-1]
     for filters, expected in ((None, channels // 4), (channels, channels), (3, 3)):
-        model = build_pspnet(NUM_CLASSES, reduction_filters=filters, **TINY)
+        model = build("pspnet_small", reduction_filters=filters, **TINY)
         pyramid = model.get_layer("pyramid_pooling")
         assert pyramid.output.shape[-1] == channels + 4 * expected
 
@@ -619,13 +678,13 @@ def test_receptive_fields_dilated_and_not() -> None:
     assert receptive_field_of("resnet50", 8) == receptive_field_of("resnet50", 32) - 2 * 32 + 2 * 8 == 483 + 16
     assert receptive_field_of("resnet50", 8, dilate=False) < 300
     with pytest.raises(ValueError, match="dilate"):
-        build_pspnet(19, backbone="small", dilate="no")
+        build("pspnet_small", dilate="no")
 
 
 def test_measured_fields_of_whole_fcns_match_the_theory_plus_the_upsampling() -> None:
     # The logits' bilinear upsampling lets one output pixel see one more feature cell (8 px) than the head.
     # (Measured in graph mode: eagerly, TF's CPU filter-gradient kernel corrupted memory on these probes.)
     for dilate in (True, False):
-        fcn = build_dilated_fcn(19, backbone="small", width_multiplier=0.25, aux_head=False, dilate=dilate)
+        fcn = build("fcn_small", width=0.25, aux_head=False, dilate=dilate)
         theory = receptive_field_of("small", 8, dilate=dilate)
         assert empirical_receptive_field(fcn, input_size=416) == (theory + 8, theory + 8)

@@ -1,9 +1,13 @@
 """Segmentation models: PSPNet and its dilated-FCN baseline on a dilated ResNet-50 or a small teaching backbone,
 the source article's model, ImageNet weight transfer, and parameter / multiply-add counters.
 
-One module per concern, every public name importable from here: `spec` (what to build: `NetworkSpec`, checked),
-`networks` (`build(spec)` and the heads), `backbone` (the dilated residual backbone), `article` (the source
-article's model), `segmentation_model` (what a built model records and saves), `imagenet` (pretrained weights,
+Which network to build is one value, a `NetworkSpec`; the course's networks are named specs (`SPECS`: "pspnet50",
+"pspnet_small", "fcn50", "fcn_small", "article"), and `build(name | spec, **overrides)` builds any of them, e.g.
+``build("pspnet_small", bins=(1, 2, 4))``.
+
+One module per concern, every public name importable from here: `spec` (what to build: `NetworkSpec`, checked,
+and the named specs), `networks` (`build` and the heads), `backbone` (the dilated residual backbone), `article`
+(the source article's model), `segmentation_model` (what a built model records and saves), `imagenet` (pretrained weights,
 new layers), `counting` (parameters, multiply-adds).
 
 Models take float32 RGB in [0, 1] of shape (B, H, W, 3) and return float32 logits (B, H, W, num_classes) at the
@@ -35,9 +39,6 @@ Two decisions where this code differs from the authors' PyTorch code (hszhao/sem
   The small teaching backbone uses a single 3x3/2 convolution.
 """
 
-from pspnet_lib.models.article import (
-    build_article_model,
-)
 from pspnet_lib.models.backbone import (
     backbone_channels,
     batch_norm_layers,
@@ -59,7 +60,6 @@ from pspnet_lib.models.imagenet import (
 )
 from pspnet_lib.models.networks import (
     build,
-    build_dilated_fcn,
     build_pspnet,
 )
 from pspnet_lib.models.segmentation_model import (
@@ -79,9 +79,11 @@ from pspnet_lib.models.spec import (
     NOMINAL_STAGE_STRIDES,
     OUTPUT_STRIDES,
     OUTPUTS,
+    SPECS,
     STEM_STRIDE,
     BackboneSpec,
     NetworkSpec,
+    get_spec,
 )
 
 __all__ = [
@@ -99,17 +101,17 @@ __all__ = [
     "NetworkSpec",
     "OUTPUTS",
     "OUTPUT_STRIDES",
+    "SPECS",
     "STEM_STRIDE",
     "SegmentationModel",
     "backbone_channels",
     "batch_norm_layers",
     "build",
-    "build_article_model",
     "build_backbone",
-    "build_dilated_fcn",
     "build_pspnet",
     "count_flops",
     "count_parameters",
+    "get_spec",
     "image_size_of",
     "imagenet_weights_available",
     "is_color_model",

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import keras
 
-from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM, DilatedResidualBlock
+from pspnet_lib.layers import DilatedResidualBlock
 from pspnet_lib.models.segmentation_model import SegmentationModel
 from pspnet_lib.models.spec import (
     ARTICLE_POOL_WINDOWS,
     ARTICLE_REDUCED_MAPS,
     NetworkSpec,
-    _check_article_input_shape,
 )
 
 
-def build_article_model(
-    input_shape: tuple = (256, 256, 3),
-    flatten_output: bool = True,
-    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
-    synchronized_batch_norm: bool = False,
-) -> keras.Model:
-    """The source article's "simple PSPNet", faithfully, flaws included; it regresses the colour mask (MSE).
+def _build_article_model(spec: NetworkSpec, name: str) -> keras.Model:
+    """The source article's "simple PSPNet" `spec` describes (`build("article")`), faithfully, flaws included; it
+    regresses the colour mask (MSE).
 
     Module b: three residual blocks with dilated (rate 2) 3x3 convolutions at full resolution, 64 -> 128 -> 256
     maps. Module c: average pools of pool SIZE global, 2x2, 4x4 and 8x8, each reduced to 64 maps by a 1x1 conv,
     bilinearly upsampled and concatenated with the 256 base maps (512 maps). Module d: one 3x3 convolution to 3
-    channels with a sigmoid, i.e. an RGB image in [0, 1], flattened to 256*256*3 values as in the article.
+    channels with a sigmoid, i.e. an RGB image in [0, 1], flattened (`flat_output`) to 256*256*3 values as in the
+    article.
 
     Its flaws, which the course's PSPNet fixes:
     - It predicts colours, not classes: MSE on RGB has no ignore label, penalises near-identical class colours
@@ -37,20 +33,9 @@ def build_article_model(
     - No pretrained backbone, no BN/ReLU after the reductions, no 3x3 head layer, no dropout, no auxiliary loss.
     - The input size is fixed (upsampling factors are hard-wired) and must be divisible by 8.
 
-    Its residual blocks' BNs use `batch_norm_momentum` and `synchronized_batch_norm` like the other builders
-    (the article kept Keras' 0.99, per replica). Shorthand for `build(NetworkSpec("article", input_size=...))`
-    for square inputs.
+    Its residual blocks' BNs use the spec's `batch_norm_momentum` and `synchronized_batch_norm` like the other
+    networks (the article kept Keras' 0.99, per replica).
     """
-    height, width, _ = _check_article_input_shape(input_shape)
-    spec = NetworkSpec(
-        network="article", input_size=height if height == width else (height, width), flat_output=bool(flatten_output),
-        batch_norm_momentum=batch_norm_momentum, synchronized_batch_norm=bool(synchronized_batch_norm),
-    )
-    return _build_article_model(spec, "article_pspnet")
-
-
-def _build_article_model(spec: NetworkSpec, name: str) -> keras.Model:
-    """The article model `spec` describes."""
     input_shape = spec.input_shape
     height, width, _ = input_shape
     momentum, synchronized = spec.batch_norm_momentum, spec.synchronized_batch_norm

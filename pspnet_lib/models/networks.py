@@ -1,5 +1,5 @@
-"""Building a network: `build(spec)`, the one place that decides which network a spec gets, PSPNet's and the
-dilated FCN's heads on the backbone, and the `build_pspnet` / `build_dilated_fcn` shorthands."""
+"""Building a network: `build(name | spec, **overrides)`, the one place that decides which network a spec gets,
+PSPNet's and the dilated FCN's heads on the backbone, and `build_pspnet` (the assignments' keyword form)."""
 
 from __future__ import annotations
 
@@ -7,34 +7,39 @@ from collections.abc import Sequence
 
 import keras
 
-from pspnet_lib.layers import DEFAULT_BATCH_NORM_MOMENTUM, PyramidPoolingModule, ResizeToMatch
+from pspnet_lib.layers import PyramidPoolingModule, ResizeToMatch
 from pspnet_lib.models.article import _build_article_model
 from pspnet_lib.models.backbone import _NormSettings, build_backbone
 from pspnet_lib.models.imagenet import load_imagenet_resnet50, transfer_resnet50_weights
 from pspnet_lib.models.segmentation_model import SegmentationModel, _check_image_size
 from pspnet_lib.models.spec import (
     BACKBONE_NAME,
+    SPECS,
     NetworkSpec,
     _backbone_spec,
     _check_input_shape,
     _check_weights,
+    get_spec,
 )
 
 
 def build(
-    spec: NetworkSpec,
+    spec: str | NetworkSpec,
+    *,
     weights: str | keras.Model | None = None,
     name: str | None = None,
     image_size: int | Sequence[int] | None = None,
+    **overrides,
 ) -> keras.Model:
-    """The untrained network `spec` describes (a `SegmentationModel` recording the spec).
+    """The untrained network `spec` describes: a name from `SPECS` ("pspnet50", "pspnet_small", "fcn50",
+    "fcn_small", "article") or a `NetworkSpec`, with `overrides` (NetworkSpec fields) applied, e.g.
+    ``build("pspnet_small", bins=(1, 2, 4), aux_head=False)``. The model (a `SegmentationModel`) records the spec.
 
     `weights="imagenet"` starts the resnet50 backbone from Keras' ImageNet ResNet-50 (downloaded once);
     a keras.applications ResNet50 model passed as `weights` is copied from instead (no download).
     `image_size`: the scene size the model is meant for, recorded with it (training passes its own).
     """
-    if not isinstance(spec, NetworkSpec):
-        raise ValueError(f"spec must be a models.NetworkSpec, got {type(spec).__name__}")
+    spec = get_spec(spec, **overrides)
     if spec.network == "article":
         if weights is not None:
             raise ValueError("the article model has no pretrained weights: build it with weights=None")
@@ -50,62 +55,36 @@ def build(
     return model
 
 
+_PAPER = SPECS["pspnet50"]
+
+
 def build_pspnet(
     num_classes: int,
     *,
-    backbone: str = "resnet50",
+    backbone: str = _PAPER.backbone,
     input_shape: tuple = (None, None, 3),
-    bins: Sequence[int] = (1, 2, 3, 6),
-    output_stride: int = 8,
-    aux_head: bool = True,
+    bins: Sequence[int] = _PAPER.bins,
+    output_stride: int = _PAPER.output_stride,
+    aux_head: bool = _PAPER.aux_head,
     weights: str | None = None,
-    dropout: float = 0.1,
-    pooling: str = "avg",
-    width_multiplier: float = 1.0,
+    dropout: float = _PAPER.dropout,
+    pooling: str = _PAPER.pooling,
+    width_multiplier: float = _PAPER.width,
     name: str = "pspnet",
-    reduction_filters: int | None = None,
-    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
-    synchronized_batch_norm: bool = False,
-    dilate: bool = True,
+    reduction_filters: int | None = _PAPER.reduction_filters,
+    batch_norm_momentum: float = _PAPER.batch_norm_momentum,
+    synchronized_batch_norm: bool = _PAPER.synchronized_batch_norm,
+    dilate: bool = _PAPER.dilate,
 ) -> keras.Model:
-    """PSPNet: dilated backbone, pyramid pooling over `bins`, 3x3 conv head, bilinear upsampling to the input.
-
-    `reduction_filters` sets the channels of each pyramid branch (default: backbone channels / len(bins), the
-    paper's reduction; the backbone's channel count keeps them all, i.e. no reduction). `dilate=False` keeps
-    the backbone's later stages at rate 1 (a smaller receptive field, see `stage_strides_and_dilations`).
-    Shorthand for `build(NetworkSpec(...))`, every setting by name; `input_shape` may fix a non-square size.
-    """
-    spec = NetworkSpec(
-        network="pspnet", backbone=backbone, bins=bins, pooling=pooling, reduction_filters=reduction_filters,
-        aux_head=aux_head, output_stride=output_stride, dilate=dilate, width=width_multiplier, dropout=dropout,
-        batch_norm_momentum=batch_norm_momentum, synchronized_batch_norm=synchronized_batch_norm,
-        num_classes=num_classes, input_size=_input_size(input_shape),
+    """``build("pspnet50", ...)`` with one keyword argument per setting: the builder of Assignments 3 and 4,
+    whose arguments are A4's ablation factors (`width_multiplier` is the spec's `width`, `input_shape` fixes its
+    `input_size`); its defaults are the paper's spec."""
+    return build(
+        "pspnet50", weights=weights, name=name, num_classes=num_classes, backbone=backbone,
+        input_size=_input_size(input_shape), bins=bins, output_stride=output_stride, aux_head=aux_head,
+        dropout=dropout, pooling=pooling, width=width_multiplier, reduction_filters=reduction_filters,
+        batch_norm_momentum=batch_norm_momentum, synchronized_batch_norm=synchronized_batch_norm, dilate=dilate,
     )
-    return _build_segmentation_model(spec, name, _checked_weights(weights, backbone))
-
-
-def build_dilated_fcn(
-    num_classes: int,
-    *,
-    backbone: str = "resnet50",
-    input_shape: tuple = (None, None, 3),
-    output_stride: int = 8,
-    aux_head: bool = True,
-    weights: str | None = None,
-    dropout: float = 0.1,
-    width_multiplier: float = 1.0,
-    name: str = "dilated_fcn",
-    batch_norm_momentum: float = DEFAULT_BATCH_NORM_MOMENTUM,
-    synchronized_batch_norm: bool = False,
-    dilate: bool = True,
-) -> keras.Model:
-    """The paper's baseline: PSPNet without the pyramid pooling module (same backbone and heads)."""
-    spec = NetworkSpec(
-        network="fcn", backbone=backbone, aux_head=aux_head, output_stride=output_stride, dilate=dilate, width=width_multiplier,
-        dropout=dropout, batch_norm_momentum=batch_norm_momentum,
-        synchronized_batch_norm=synchronized_batch_norm, num_classes=num_classes, input_size=_input_size(input_shape),
-    )
-    return _build_segmentation_model(spec, name, _checked_weights(weights, backbone))
 
 
 def _input_size(input_shape: tuple) -> int | tuple[int, int] | None:
@@ -116,12 +95,6 @@ def _input_size(input_shape: tuple) -> int | tuple[int, int] | None:
     if height is None or width is None:
         raise ValueError(f"input_shape must fix both height and width or neither, got {input_shape!r}")
     return height if height == width else (height, width)
-
-
-def _checked_weights(weights: str | None, backbone: str) -> str | None:
-    """`weights` after `_check_weights`."""
-    _check_weights(weights, backbone)
-    return weights
 
 
 def _build_segmentation_model(spec: NetworkSpec, name: str, weights: str | keras.Model | None = None) -> keras.Model:

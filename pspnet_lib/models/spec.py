@@ -1,10 +1,12 @@
 """What to build, as one value: `NetworkSpec` (network, backbone, pyramid, heads, batch norm, classes, input
-size), the backbones' widths and depths (`BACKBONES`), and the check of every setting, next to it."""
+size), the backbones' widths and depths (`BACKBONES`), the check of every setting, next to it, and the named specs
+(`SPECS`, `get_spec`)."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -122,7 +124,8 @@ class NetworkSpec:
             raise ValueError("flat_output applies to network='article' only")
 
     def replace(self, **changes) -> NetworkSpec:
-        """A copy with `changes` applied (and checked)."""
+        """A copy with `changes` applied (and checked); ValueError naming the fields for an unknown setting."""
+        _check_setting_names(changes)
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict:
@@ -132,9 +135,7 @@ class NetworkSpec:
     @classmethod
     def from_dict(cls, values: dict) -> NetworkSpec:
         """The spec `as_dict` wrote; ValueError naming unknown keys."""
-        unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown network spec settings {sorted(unknown)}")
+        _check_setting_names(values)
         return cls(**{**values, **({"bins": tuple(values["bins"])} if "bins" in values else {})})
 
     @property
@@ -213,3 +214,34 @@ def _check_article_input_shape(input_shape: tuple) -> tuple:
             f"got {input_shape!r}"
         )
     return tuple(input_shape)
+
+
+SPECS = MappingProxyType({
+    "pspnet50": NetworkSpec("pspnet", "resnet50"),  # the paper's PSPNet-50: bins 1-2-3-6, aux head, output stride 8
+    "pspnet_small": NetworkSpec("pspnet", "small"),  # the classroom PSPNet: same design, ~1 M parameters
+    "fcn50": NetworkSpec("fcn", "resnet50"),  # the paper's baseline: PSPNet-50 without the pyramid pooling module
+    "fcn_small": NetworkSpec("fcn", "small"),  # the classroom PSPNet without the pyramid pooling module
+    "article": NetworkSpec("article", input_size=256, flat_output=True),  # the source article's model, as published
+})
+
+
+def get_spec(spec: str | NetworkSpec, **overrides) -> NetworkSpec:
+    """The spec named `spec` (a key of `SPECS`), or `spec` itself, with `overrides` (NetworkSpec fields) applied.
+
+    ValueError naming the choices for an unknown name, the fields for an unknown setting, or the bad setting.
+    """
+    if isinstance(spec, str):
+        if spec not in SPECS:
+            raise ValueError(f"unknown network {spec!r}: the named specs are {sorted(SPECS)}")
+        spec = SPECS[spec]
+    elif not isinstance(spec, NetworkSpec):
+        raise ValueError(f"spec must be one of {sorted(SPECS)} or a models.NetworkSpec, got {type(spec).__name__}")
+    return spec.replace(**overrides) if overrides else spec
+
+
+def _check_setting_names(settings: dict) -> None:
+    """ValueError naming NetworkSpec's fields unless every key of `settings` is one."""
+    fields = [field.name for field in dataclasses.fields(NetworkSpec)]
+    unknown = sorted(set(settings) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown network spec settings {unknown}: the settings are {fields}")
