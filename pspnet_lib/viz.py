@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pspnet_lib.data import CLASS_NAMES, ids_to_colors
 from pspnet_lib.data.palette import overlay_colors
@@ -45,6 +46,7 @@ def draw_training_curves(figure, rows: Sequence[Mapping[str, float]]) -> None:
             colour = f"C{quantities.index(column.removeprefix('val_'))}"
             axes.plot(epochs, [row.get(column, math.nan) for row in rows], style, color=colour, marker="o", label=column)
         axes.set(title=title, xlabel="epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         if axes.lines:
             axes.legend(fontsize="small", title="train solid, val_ dashed", title_fontsize="small")
 

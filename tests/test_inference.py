@@ -282,6 +282,17 @@ def test_per_class_iou_figure_draws_one_bar_per_class_at_its_iou():
     np.testing.assert_allclose(widths, np.nan_to_num(ious))
 
 
+def test_training_curves_tick_whole_epochs_only():
+    from pspnet_lib import viz
+
+    rows = [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.2 / e, "logits_miou": 0.1 * e} for e in (1, 2, 3)]
+    figure = viz.plot_training_curves(rows)
+    figure.canvas.draw()  # the locator picks its ticks at drawing time
+    for axes in figure.axes:
+        ticks = [tick for tick in axes.get_xticks() if axes.get_xlim()[0] <= tick <= axes.get_xlim()[1]]
+        assert ticks and all(float(tick).is_integer() for tick in ticks), ticks
+
+
 def test_prediction_figure_and_png_are_written_without_a_display(tmp_path):
     from pspnet_lib import viz
 
