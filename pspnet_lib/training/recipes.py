@@ -43,8 +43,8 @@ def positive_int(name: str, value) -> None:
 
 
 def optional_positive_int(name: str, value) -> None:
-    if value is not None:
-        positive_int(name, value)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
 
 
 def positive_number(name: str, value) -> None:
