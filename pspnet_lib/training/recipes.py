@@ -179,21 +179,26 @@ class Recipe:
             raise ValueError(f"head_lr_multiplier applies to optimizer 'sgd' only, got optimizer={self.optimizer!r}")
 
     def override(self, **changes) -> Recipe:
-        """This recipe with `changes` (field names, or `network` / `backbone` for the spec), and what follows from
-        them: the crop keeps its share of a new image_size, another optimiser starts from its own default rate,
-        the new layers learn 10x faster for sgd from ImageNet weights, a time budget without epochs runs until
-        the budget ends, and the article model's input size follows image_size. ValueError naming a bad setting."""
+        """This recipe with `changes` to its fields or to its network (any `models.NetworkSpec` field: network,
+        backbone, bins, width, ...), and what follows from them: the crop keeps its share of a new image_size,
+        another optimiser starts from its own default rate, the new layers learn 10x faster for sgd from ImageNet
+        weights, a time budget without epochs runs until the budget ends, and the article model's input size
+        follows image_size. ValueError naming a bad setting."""
         names = {item.name for item in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names - set(SPEC_SHORTHANDS))
+        spec_names = {item.name for item in dataclasses.fields(models.NetworkSpec)}
+        unknown = sorted(set(changes) - names - spec_names)
         if unknown:
-            raise ValueError(f"unknown recipe settings {unknown}; expected some of {sorted(names | set(SPEC_SHORTHANDS))}")
+            raise ValueError(f"unknown recipe settings {unknown}; expected some of {sorted(names)} or a network spec setting")
         for name, choices in SPEC_SHORTHANDS.items():
             if name in changes and changes[name] not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {changes[name]!r}")
-        changes = dict(changes)
+        spec_changes = {name: changes.pop(name) for name in spec_names & set(changes)}
         image = changes.get("image_size", self.image_size)
-        if "spec" not in changes and ({"network", "backbone"} & changes.keys() or "image_size" in changes):
-            changes["spec"] = self._changed_spec(changes.pop("network", None), changes.pop("backbone", None), image)
+        if "spec" not in changes and (spec_changes or "image_size" in changes):
+            try:
+                changes["spec"] = self._changed_spec(spec_changes, image)
+            except TypeError as error:  # NetworkSpec compares some settings before checking their type
+                raise ValueError(f"network settings {spec_changes}: expected numbers where numbers go ({error})") from None
         fixed_input = changes.get("spec", self.spec).input_size is not None
         if "crop_size" not in changes and (image != self.image_size or fixed_input):
             fraction = 1.0 if fixed_input else self.crop_size / self.image_size
@@ -208,14 +213,16 @@ class Recipe:
             changes["epochs"] = UNTIL_THE_BUDGET
         return dataclasses.replace(self, **changes)
 
-    def _changed_spec(self, network: str | None, backbone: str | None, image: int) -> models.NetworkSpec:
-        """The spec with another network or backbone (a fresh default spec of them), or the article's new size."""
-        network, backbone = network or self.spec.network, backbone or self.spec.backbone
+    def _changed_spec(self, changes: dict, image: int) -> models.NetworkSpec:
+        """The spec with `changes`; the article model (whole images of one size, no backbone) takes image_size as
+        its input size and keeps only the batch norm momentum; a network that was the article one starts afresh."""
+        network = changes.get("network", self.spec.network)
+        momentum = changes.get("batch_norm_momentum", self.spec.batch_norm_momentum)
         if network == "article":
-            return models.NetworkSpec("article", input_size=image)
-        if (network, backbone) != (self.spec.network, self.spec.backbone):
-            return models.NetworkSpec(network, backbone)
-        return self.spec
+            return models.NetworkSpec("article", input_size=image, batch_norm_momentum=momentum)
+        if self.spec.network == "article":
+            return models.NetworkSpec(**changes)
+        return self.spec.replace(**changes)
 
     def validation_limit(self, train_images: int, at_least: int = 1) -> int | None:
         """How many of the first validation pairs each epoch scores: `val_limit` when set, else None for all or the
