@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -90,14 +90,24 @@ class Variant:
 
 @dataclass(frozen=True)
 class VariantResult:
-    """A trained variant: its model, what it scored on the validation split, its size and training time."""
+    """A trained variant: its training run (model, history, config), what it scored on the validation split, its
+    size and training time."""
 
     variant: Variant
-    model: keras.Model
+    run: training.TrainResult | None
     scores: SegmentationScores
     parameters: int
     train_seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def model(self) -> keras.Model:
+        """The trained model."""
+        return self.run.model
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """history.csv of the run: one row per epoch."""
+        return self.run.history
 
     @property
     def miou(self) -> float:
@@ -137,14 +147,13 @@ def train_config(variant: Variant, recipe: training.Recipe, data_root: str | Pat
 
 def train_variant(
     variant: Variant, budget: training.Recipe, data_root: str | Path, out: str | Path | None = None
-) -> tuple[keras.Model, list[dict[str, float]], float]:
-    """Train `variant` under `budget` with `training.train`: (model, history.csv rows, training seconds).
+) -> training.TrainResult:
+    """Train `variant` under `budget` with `training.train`.
 
     The run folder is `out` (kept, with its checkpoints and history.csv), else a temporary one, removed after.
     """
     with tempfile.TemporaryDirectory(prefix="pspnet-variant-") as scratch:
-        result = training.train(train_config(variant, budget, data_root, out or Path(scratch) / "run"), verbose=0)
-    return result.model, result.history, 60 * result.history[-1]["train_minutes"]
+        return training.train(train_config(variant, budget, data_root, out or Path(scratch) / "run"), verbose=0)
 
 
 def run_comparison(
@@ -166,9 +175,10 @@ def run_comparison(
     results = []
     for number, variant in enumerate(variants, start=1):
         run_dir = None if out is None else Path(out) / f"{number:02d}"
-        model, history, seconds = train_variant(variant, budget, data_root, run_dir)
-        scores = inference.evaluate(model, val_data, labels=EVALUATION_LABELS)
-        result = VariantResult(variant, model, scores, models.count_parameters(model), seconds, history)
+        run = train_variant(variant, budget, data_root, run_dir)
+        scores = inference.evaluate(run.model, val_data, labels=EVALUATION_LABELS)
+        seconds = 60 * run.history[-1]["train_minutes"]
+        result = VariantResult(variant, run, scores, models.count_parameters(run.model), seconds)
         results.append(result)
         if on_result is not None:
             on_result(result)
