@@ -166,10 +166,13 @@ class Recipe:
             raise ValueError(
                 f"the article model's spec.input_size ({self.spec.input_size}) must equal image_size ({self.image_size})"
             )
-        if not MIN_IMAGE_SIZE <= self.crop_size <= self.image_size or (fixed_input and self.crop_size != self.image_size):
+        crop = self.crop_size
+        if isinstance(crop, bool) or not isinstance(crop, int) or not MIN_IMAGE_SIZE <= crop <= self.image_size or (
+            fixed_input and crop != self.image_size
+        ):
             expected = f"equal to image_size ({self.image_size}) for a fixed-size network" if fixed_input else (
                 f"between {MIN_IMAGE_SIZE} and image_size ({self.image_size})")
-            raise ValueError(f"crop_size must be {expected}, got {self.crop_size}")
+            raise ValueError(f"crop_size must be {expected}, got {crop!r}")
         if self.weights == "imagenet" and (self.spec.backbone != "resnet50" or self.spec.network == "article"):
             raise ValueError(
                 "weights='imagenet' needs network 'pspnet' or 'fcn' with backbone 'resnet50', "
