@@ -139,7 +139,9 @@ def with_flag_names(error: ValueError) -> ValueError:
     """`error` with the setting it starts with followed by its flag: "lr must be ..." -> "lr (--lr) must be ..."."""
     message = str(error)
     name = message.split(" ", 1)[0]
-    if name in recipe_flags() or name == "out":
+    if name == "out":  # the run folder has no other name on the command line
+        return ValueError("--out" + message[len(name):])
+    if name in recipe_flags():
         return ValueError(message.replace(name, f"{name} (--{name.replace('_', '-')})", 1))
     return error
 
