@@ -12,10 +12,9 @@ from pspnet_lib import models, training
 from pspnet_lib.data import NUM_CLASSES
 from pspnet_lib.run_files import atomic_write_text, history_csv, read_history
 from pspnet_lib.training import callbacks as callbacks_module
-from pspnet_lib.training.optimizers import DEFAULT_LEARNING_RATES
-from pspnet_lib.training.recipes import RECIPES, default_recipe_name, get_recipe
 from pspnet_lib.training.inputs import load_datasets, with_validation_count
-from pspnet_lib.training.recipes import UNTIL_THE_BUDGET
+from pspnet_lib.training.optimizers import DEFAULT_LEARNING_RATES
+from pspnet_lib.training.recipes import RECIPES, UNTIL_THE_BUDGET, default_recipe_name, get_recipe
 
 # --- which recipe, and what it fills in -----------------------------------------------------------------
 

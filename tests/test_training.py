@@ -208,7 +208,7 @@ def test_default_optimizer_is_the_papers_sgd():
     [
         ("rmsprop", None, {}, "optimizer"),
         ("sgd", -1.0, {}, "learning rate"),
-        ("adam", None, {"new_layer_lr_multiplier": 10.0}, "'sgd' only"),
+        ("adam", None, {"head_lr_multiplier": 10.0}, "'sgd' only"),
     ],
 )
 def test_bad_optimizer_settings_are_clear_errors(name, lr, extra, message):
@@ -240,7 +240,7 @@ def test_paper_sgd_matches_pytorch_sgd_with_a_10x_group_for_the_new_layers(weigh
     # total_steps so large that the poly schedule keeps lr at 0.01 over these steps (relative change < 1e-8)
     optimizer = training.build_optimizer(
         "sgd", 0.01, total_steps=10**9, weight_decay=weight_decay,
-        new_layer_variables=new_layers, new_layer_lr_multiplier=10.0,
+        new_layer_variables=new_layers, head_lr_multiplier=10.0,
     )
     variables = model.trainable_variables
     start = [np.asarray(v.numpy()) for v in variables]

@@ -25,6 +25,7 @@ from pspnet_lib.training.callbacks import (
     recompute_batch_norm_statistics,
     run_callbacks,
 )
+from pspnet_lib.training.config import TrainConfig, configure
 from pspnet_lib.training.devices import (
     DevicePlan,
     DeviceSwitches,
@@ -43,8 +44,6 @@ from pspnet_lib.training.losses import (
     segmentation_loss,
     soft_jaccard_loss,
 )
-from pspnet_lib.training.optimizers import PaperSGD, build_optimizer, poly_schedule
-from pspnet_lib.training.config import TrainConfig, configure
 from pspnet_lib.training.model_setup import (
     PretrainedWeightsUnavailable,
     build_model,
@@ -52,6 +51,7 @@ from pspnet_lib.training.model_setup import (
     monitor_name,
     training_targets,
 )
+from pspnet_lib.training.optimizers import PaperSGD, build_optimizer, poly_schedule
 from pspnet_lib.training.recipes import RECIPES, Recipe, default_recipe_name, get_recipe
 from pspnet_lib.training.run import TrainResult, train
 

@@ -35,7 +35,13 @@ from pspnet_lib.training.callbacks import (
 )
 from pspnet_lib.training.config import CONFIG_FILE, TrainConfig
 from pspnet_lib.training.devices import create_strategy, current_plan, precision_scope
-from pspnet_lib.training.inputs import check_labels, count_batches, dataset_root, load_datasets, with_validation_count
+from pspnet_lib.training.inputs import (
+    check_labels,
+    count_batches,
+    dataset_root,
+    load_datasets,
+    with_validation_count,
+)
 from pspnet_lib.training.model_setup import (
     build_model,
     compile_for_training,
@@ -101,7 +107,7 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
             # With a time budget the TimeBudget callback sets the (poly) learning rate before every step.
             None if recipe.max_minutes is not None else total_steps,
             new_layer_variables=models.new_layer_variables(model),
-            new_layer_lr_multiplier=recipe.head_lr_multiplier,
+            head_lr_multiplier=recipe.head_lr_multiplier,
         )
         compile_for_training(model, optimizer, recipe.aux_weight, plan.jit_compile, **loss_options(recipe))
     final_pass, final_pass_share = [], 0.0
