@@ -52,19 +52,11 @@ def step_counter():
 
 def train_within_budget(model_name: str, setup: LearningSetup, run_dir: Path) -> tuple[float, int, int]:
     """Train `model_name` for the budget with the library's `train`; (val mIoU, steps, epochs)."""
-    from pspnet_lib.training import TrainConfig, train
+    from pspnet_lib.training import configure, train
 
-    config = TrainConfig(
-        out=str(run_dir),
-        data=str(setup.data),
-        model=model_name,
-        backbone="small",
-        image_size=setup.image_size,
-        batch_size=setup.batch_size,
-        max_minutes=setup.budget_minutes,
-        seed=setup.seed,
-        recipe=setup.recipe,
-        tensorboard=False,
+    config = configure(
+        run_dir, setup.data, setup.recipe, network=model_name, backbone="small", image_size=setup.image_size,
+        batch_size=setup.batch_size, max_minutes=setup.budget_minutes, seed=setup.seed, tensorboard=False,
     )
     counter = step_counter()
     result = train(config, callbacks=[counter], verbose=0)

@@ -184,10 +184,19 @@ def test_kit_replaces_its_own_folder_but_not_a_zip_of_the_user_s(tmp_path, capsy
 # --- train: resuming and the run folder ------------------------------------------------------------------
 
 
-def _interrupted_run(folder: Path, saved: dict, weights: dict[str, bytes] | None = None, epochs: int = 1) -> Path:
-    """A run folder as a killed `train` leaves it: config.json and backup/ with Keras' metadata and weights."""
+def _interrupted_run(
+    folder: Path, root: Path, saved: dict, weights: dict[str, bytes] | None = None, epochs: int = 1
+) -> Path:
+    """A run folder as a killed `train` leaves it: config.json (the TINY command's, but for the `saved` recipe
+    settings) and backup/ with Keras' metadata and weights."""
+    from pspnet_lib.training import configure
+    from pspnet_lib.training.inputs import with_validation_count
+
     (folder / "backup").mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"model": "pspnet", "image_size": 64, **saved}))
+    config = with_validation_count(configure(folder, root, "cpu", backbone="small", image_size=64, batch_size=4, epochs=2), root)
+    config_json = config.as_dict()
+    config_json["recipe"].update(saved)
+    (folder / "config.json").write_text(json.dumps(config_json))
     (folder / "backup" / "training_metadata.json").write_text(json.dumps({"epoch": epochs}))
     hdf5 = b"\x89HDF\r\n\x1a\n" + bytes(100)
     for name, content in (weights if weights is not None else {"latest.weights.h5": hdf5}).items():
@@ -200,7 +209,7 @@ def _interrupted_run(folder: Path, saved: dict, weights: dict[str, bytes] | None
     [({"batch_size": 8}, [], "different batch_size (batch_size=8)"), ({"lr": 0.5}, ["--lr", "0.01"], "different lr (lr=0.5)")],
 )
 def test_resuming_with_another_batch_size_or_learning_rate_is_refused(synthetic_pairs, tmp_path, capsys, saved, args, fragment):
-    run = _interrupted_run(tmp_path / "run", saved)
+    run = _interrupted_run(tmp_path / "run", synthetic_pairs, saved)
     before = snapshot(run)
     assert main(["train", "--data", str(synthetic_pairs), "--out", str(run), *TINY, *args]) == 1
     one_line(capsys.readouterr().err, str(run), fragment, "same settings")
@@ -217,7 +226,7 @@ def test_resuming_with_another_batch_size_or_learning_rate_is_refused(synthetic_
     ids=["weights-deleted", "both-copies-corrupt"],
 )
 def test_resuming_without_readable_backup_weights_says_so(synthetic_pairs, tmp_path, capsys, weights, fragments):
-    run = _interrupted_run(tmp_path / "run", {"batch_size": 4}, weights)
+    run = _interrupted_run(tmp_path / "run", synthetic_pairs, {"batch_size": 4}, weights)
     before = snapshot(run)
     assert main(["train", "--data", str(synthetic_pairs), "--out", str(run), *TINY]) == 1
     one_line(capsys.readouterr().err, *fragments, "start over")

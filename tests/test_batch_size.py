@@ -74,11 +74,11 @@ def test_a_bad_recipe_batch_is_named():
 
 
 def test_fit_batch_to_gpu_replaces_only_the_batch_size(synthetic_pairs, tmp_path, capsys):
-    config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), recipe="cpu", batch_size=64,
+    config = training.configure(out=str(tmp_path / "run"), data=str(synthetic_pairs), recipe="cpu", batch_size=64,
                                   crop_size=512, image_size=512)
     fitted = training.fit_batch_to_gpu(config, gpus=[L4])
-    assert fitted.batch_size == 8 and config.batch_size == 64
-    assert (fitted.crop_size, fitted.image_size, fitted.out) == (config.crop_size, config.image_size, config.out)
+    assert fitted.recipe.batch_size == 8 and config.recipe.batch_size == 64
+    assert fitted.recipe == config.recipe.override(batch_size=8) and fitted.out == config.out
     assert capsys.readouterr().out.startswith("NVIDIA L4: batch size 8 instead of the recipe's 64")
     assert training.fit_batch_to_gpu(config, gpus=[]) is config
 

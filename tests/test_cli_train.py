@@ -18,6 +18,7 @@ from PIL import Image
 
 from pspnet_lib.cli import main
 from pspnet_lib.data import CLASS_NAMES
+from pspnet_lib.training import TrainConfig
 from pspnet_lib.training.recipes import RECIPES
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -63,12 +64,16 @@ def test_train_writes_model_history_and_config(trained_run):
     run_dir, _ = trained_run
     assert (run_dir / "model.keras").is_file() and (run_dir / "best.keras").is_file()
     assert [row["epoch"] for row in history_rows(run_dir)] == ["1"]
-    config = json.loads((run_dir / "config.json").read_text())
-    assert (config["model"], config["backbone"], config["image_size"]) == ("pspnet", "small", 64)
+    saved = json.loads((run_dir / "config.json").read_text())
+    recipe = saved["recipe"]
+    assert (recipe["spec"]["network"], recipe["spec"]["backbone"], recipe["image_size"]) == ("pspnet", "small", 64)
     # Settings the command line left out come from the CPU recipe on this GPU-less machine.
     cpu = RECIPES["cpu"]
-    assert (config["recipe"], config["optimizer"], config["scale_range"]) == ("cpu", cpu.optimizer, list(cpu.scale_range))
-    assert config["crop_size"] == round(cpu.crop_fraction * 64)
+    assert (recipe["name"], recipe["optimizer"], recipe["scale_range"]) == ("cpu", cpu.optimizer, list(cpu.scale_range))
+    assert recipe["crop_size"] == round(cpu.crop_size / cpu.image_size * 64)
+    # config.json alone repeats the run: it holds the whole resolved value, the validation count decided.
+    config = TrainConfig.load(run_dir)
+    assert config.as_dict() == saved and config.recipe.val_limit == cpu.validation_limit(4, at_least=4)
     assert not (run_dir / "backup").exists()  # a finished run leaves no backup behind
 
 
@@ -275,14 +280,20 @@ def test_impossible_train_settings_are_one_line_and_leave_no_run_folder(syntheti
 
 
 def test_a_run_stopped_before_its_first_epoch_does_not_block_a_new_size(synthetic_pairs, tmp_path):
-    from pspnet_lib.training import TrainConfig, run
+    from pspnet_lib.training import configure, run_folder
 
+    config = configure(tmp_path / "run", image_size=64)
+    saved = config.as_dict()
+    saved["recipe"]["image_size"] = 100000
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "config.json").write_text(json.dumps({"image_size": 100000, "model": "pspnet"}))
-    run.check_run_dir(TrainConfig(out=str(tmp_path / "run"), image_size=64))  # no backup/: nothing to resume
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    run_folder.check_run_dir(config)  # no backup/: nothing to resume
     (tmp_path / "run" / "backup").mkdir()  # an interrupted run with another size is still refused
     with pytest.raises(ValueError, match="different image_size"):
-        run.check_run_dir(TrainConfig(out=str(tmp_path / "run"), image_size=64))
+        run_folder.check_run_dir(config)
+    saved["recipe"].update(image_size=64, epochs=50, max_minutes=3.0)  # ... one with more epochs or time resumes
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    run_folder.check_run_dir(config)
 
 
 def test_training_on_labels_that_decode_to_no_class_is_refused(synthetic_pairs, tmp_path, capsys):
@@ -353,15 +364,22 @@ def test_unusable_files_error_names_the_command_line_flag(synthetic_pairs, tmp_p
     assert "3.jpg" in err and "--skip-bad" in err and "skip_bad=True" not in err
 
 
-def test_the_command_line_offers_exactly_the_library_s_networks_backbones_optimizers_and_recipes():
-    from pspnet_lib import models
-    from pspnet_lib.cli import build_parser
-    from pspnet_lib.training.optimizers import OPTIMIZERS
-    from pspnet_lib.training.recipes import RECIPE_NAMES
+def test_every_recipe_setting_is_a_train_flag_offering_the_library_s_choices(capsys):
+    """The flags come from the recipe's fields: each one is there, with the library's own lists of choices."""
+    import dataclasses
 
-    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
-    choices = {action.dest: action.choices for action in train_parser._actions if action.choices}
-    assert tuple(choices["model"]) == models.NETWORKS
-    assert set(choices["backbone"]) == set(models.BACKBONES)
-    assert tuple(choices["optimizer"]) == OPTIMIZERS
-    assert tuple(choices["recipe"]) == RECIPE_NAMES
+    from pspnet_lib import models
+    from pspnet_lib.cli.train import NOT_FLAGS
+    from pspnet_lib.training.optimizers import OPTIMIZERS
+    from pspnet_lib.training.recipes import RECIPE_NAMES, Recipe
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps long lines
+    flags = [f"--{item.name.replace('_', '-')}" for item in dataclasses.fields(Recipe) if item.name not in NOT_FLAGS]
+    assert [flag for flag in [*flags, "--network", "--backbone"] if flag not in shown] == []
+    for choices in (models.NETWORKS, tuple(models.BACKBONES), OPTIMIZERS, RECIPE_NAMES):
+        assert "{" + ",".join(choices) + "}" in shown
+    with pytest.raises(SystemExit):  # a value outside the choices is refused by the parser itself
+        main(["train", "--out", "x", "--optimizer", "rmsprop"])
+    assert "invalid choice: 'rmsprop'" in capsys.readouterr().err

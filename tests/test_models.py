@@ -297,7 +297,7 @@ def _save_every_class_the_library_saves(folder) -> dict:
     files = {}
     pspnet = models.build(models.NetworkSpec(backbone="small", width=0.25, num_classes=4), image_size=64)
     optimizer = training.build_optimizer(
-        "sgd", total_steps=10, new_layer_variables=models.new_layer_variables(pspnet), new_layer_lr_multiplier=10.0
+        "sgd", total_steps=10, new_layer_variables=models.new_layer_variables(pspnet), head_lr_multiplier=10.0
     )
     training.compile_for_training(pspnet, optimizer, jaccard_weight=0.5)  # CrossEntropyJaccard, PixelAccuracy
     article = models.build(models.NetworkSpec("article", input_size=32))

@@ -25,8 +25,8 @@ import json, sys
 import numpy as np
 from pspnet_lib.config import import_tensorflow_quietly
 import_tensorflow_quietly()
-from pspnet_lib.training import TrainConfig, train
-result = train(TrainConfig(**json.loads(sys.argv[1])), verbose=0)
+from pspnet_lib.training import configure, train
+result = train(configure(**json.loads(sys.argv[1])), verbose=0)
 np.savez(sys.argv[2], *[variable.numpy() for variable in result.model.weights])
 with open(sys.argv[3], "w") as file:
     json.dump({"history": result.history, "paths": [variable.path for variable in result.model.weights],
@@ -132,14 +132,14 @@ def test_only_the_chief_writes_its_run_folder(two_worker_run):
 
 
 def test_worker_folders_follow_the_keras_multi_worker_pattern(tmp_path):
-    from pspnet_lib.training import TrainConfig
-    from pspnet_lib.training.run import worker_dir
+    from pspnet_lib.training import configure
+    from pspnet_lib.training.run_folder import worker_dir
 
     def strategy(chief: bool, task_id: int):
         return SimpleNamespace(extended=SimpleNamespace(should_checkpoint=chief),
                                cluster_resolver=SimpleNamespace(task_id=task_id))
 
-    config = TrainConfig(out=str(tmp_path / "run"))
+    config = configure(out=str(tmp_path / "run"))
     assert worker_dir(config, strategy(True, 0)) == tmp_path / "run"
     assert worker_dir(config, strategy(False, 1)) == tmp_path / "run" / "workertemp_1"
 
@@ -147,16 +147,16 @@ def test_worker_folders_follow_the_keras_multi_worker_pattern(tmp_path):
 def test_several_replicas_build_synchronised_batch_norm(tmp_path):
     import keras
 
-    from pspnet_lib.training import TrainConfig
-    from pspnet_lib.training.run import build_model
+    from pspnet_lib.training import configure
+    from pspnet_lib.training.model_setup import build_model
 
-    config = TrainConfig(out=str(tmp_path), backbone="small")
+    config = configure(out=str(tmp_path), backbone="small")
 
     def batch_norms(model):
         return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
                 if isinstance(layer, keras.layers.BatchNormalization)]
 
-    for model_config in (config, TrainConfig(out=str(tmp_path), model="article", image_size=32)):
+    for model_config in (config, configure(out=str(tmp_path), network="article", image_size=32)):
         single, several = build_model(model_config, replicas=1), build_model(model_config, replicas=2)
         assert batch_norms(single) and not any(layer.synchronized for layer in batch_norms(single))
         assert batch_norms(several) and all(layer.synchronized for layer in batch_norms(several))

@@ -12,9 +12,9 @@ from pspnet_lib import models, training
 from pspnet_lib.data import NUM_CLASSES
 from pspnet_lib.run_files import atomic_write_text, history_csv, read_history
 from pspnet_lib.training import callbacks as callbacks_module
+from pspnet_lib.training.inputs import load_datasets, with_validation_count
 from pspnet_lib.training.optimizers import DEFAULT_LEARNING_RATES
-from pspnet_lib.training.recipes import RECIPES, default_recipe_name, get_recipe
-from pspnet_lib.training.run import UNTIL_THE_BUDGET, load_datasets
+from pspnet_lib.training.recipes import RECIPES, UNTIL_THE_BUDGET, default_recipe_name, get_recipe
 
 # --- which recipe, and what it fills in -----------------------------------------------------------------
 
@@ -26,53 +26,53 @@ def test_the_paper_recipe_with_a_gpu_or_imagenet_weights_else_the_cpu_one():
 
 
 def test_a_cpu_run_gets_the_cpu_recipe_for_every_setting_left_out(tmp_path):
-    config = training.TrainConfig(out=str(tmp_path / "run"))  # this machine has no GPU
+    config = training.configure(out=str(tmp_path / "run"))  # this machine has no GPU
     cpu = RECIPES["cpu"]
-    assert config.recipe == "cpu"
-    assert (config.backbone, config.image_size, config.batch_size) == (cpu.backbone, cpu.image_size, cpu.batch_size)
-    assert (config.optimizer, config.lr, config.scale_range) == (cpu.optimizer, cpu.lr, cpu.scale_range)
-    assert config.spec == models.NetworkSpec("pspnet", "small")
-    assert config.epochs == 10  # no time budget: the default epoch count
-    assert config.jaccard_weight == cpu.jaccard_weight > 0
-    assert training.TrainConfig(out=str(tmp_path / "paper"), recipe="paper").jaccard_weight == 0.0
-    assert training.TrainConfig(out=str(tmp_path / "mine"), jaccard_weight=0.25).jaccard_weight == 0.25
+    assert config.recipe.name == "cpu"
+    assert (config.recipe.spec.backbone, config.recipe.image_size, config.recipe.batch_size) == (cpu.spec.backbone, cpu.image_size, cpu.batch_size)
+    assert (config.recipe.optimizer, config.recipe.lr, config.recipe.scale_range) == (cpu.optimizer, cpu.lr, cpu.scale_range)
+    assert config.recipe.spec == models.NetworkSpec("pspnet", "small")
+    assert config.recipe.epochs == 10  # no time budget: the default epoch count
+    assert config.recipe.jaccard_weight == cpu.jaccard_weight > 0
+    assert training.configure(out=str(tmp_path / "paper"), recipe="paper").recipe.jaccard_weight == 0.0
+    assert training.configure(out=str(tmp_path / "mine"), jaccard_weight=0.25).recipe.jaccard_weight == 0.25
 
 
 def test_imagenet_weights_get_the_papers_recipe_on_a_cpu_too(tmp_path):
-    config = training.TrainConfig(out=str(tmp_path / "run"), weights="imagenet")
-    assert (config.recipe, config.backbone, config.optimizer, config.lr) == ("paper", "resnet50", "sgd", 0.01)
-    assert config.scale_range == (0.5, 2.0) and config.new_layer_lr_multiplier == 10.0
+    config = training.configure(out=str(tmp_path / "run"), weights="imagenet")
+    assert (config.recipe.name, config.recipe.spec.backbone, config.recipe.optimizer, config.recipe.lr) == ("paper", "resnet50", "sgd", 0.01)
+    assert config.recipe.scale_range == (0.5, 2.0) and config.recipe.head_lr_multiplier == 10.0
 
 
 def test_settings_given_win_over_the_recipe(tmp_path):
-    config = training.TrainConfig(
+    config = training.configure(
         out=str(tmp_path / "run"), recipe="paper", backbone="small", image_size=64, optimizer="adam",
         lr=0.5, scale_range=(1.0, 1.0), epochs=3,
     )
-    assert (config.backbone, config.image_size, config.optimizer, config.lr) == ("small", 64, "adam", 0.5)
-    assert config.scale_range == (1.0, 1.0) and config.epochs == 3
+    assert (config.recipe.spec.backbone, config.recipe.image_size, config.recipe.optimizer, config.recipe.lr) == ("small", 64, "adam", 0.5)
+    assert config.recipe.scale_range == (1.0, 1.0) and config.recipe.epochs == 3
 
 
 def test_another_optimiser_than_the_recipes_keeps_its_own_default_rate(tmp_path):
     run = str(tmp_path / "run")
     assert RECIPES["paper"].optimizer == "sgd" and RECIPES["cpu"].optimizer == "adam"
-    assert training.TrainConfig(out=run, recipe="paper", optimizer="adam").lr == DEFAULT_LEARNING_RATES["adam"]
-    assert training.TrainConfig(out=run, recipe="cpu", optimizer="sgd").lr == DEFAULT_LEARNING_RATES["sgd"]
-    assert training.TrainConfig(out=run, recipe="cpu", optimizer="adam").lr == RECIPES["cpu"].lr
-    assert training.TrainConfig(out=run, recipe="paper", optimizer="adam", lr=0.2).learning_rate == 0.2
+    assert training.configure(out=run, recipe="paper", optimizer="adam").recipe.lr == DEFAULT_LEARNING_RATES["adam"]
+    assert training.configure(out=run, recipe="cpu", optimizer="sgd").recipe.lr == DEFAULT_LEARNING_RATES["sgd"]
+    assert training.configure(out=run, recipe="cpu", optimizer="adam").recipe.lr == RECIPES["cpu"].lr
+    assert training.configure(out=run, recipe="paper", optimizer="adam", lr=0.2).recipe.lr == 0.2
 
 
 def test_training_crops_are_the_recipes_share_of_the_scene_except_for_a_fixed_size_network(tmp_path):
     cpu = RECIPES["cpu"]
-    config = training.TrainConfig(out=str(tmp_path / "run"), image_size=128)
-    assert config.crop_size == max(32, round(cpu.crop_fraction * 128))
-    assert training.TrainConfig(out=str(tmp_path / "run"), image_size=128, crop_size=64).crop_size == 64
-    article = training.TrainConfig(out=str(tmp_path / "run"), model="article", image_size=64)
-    assert article.crop_size == 64  # the article model's input has one size
-    with pytest.raises(ValueError, match=r"crop_size \(--crop-size\) must be equal to image_size \(64\)"):
-        training.TrainConfig(out=str(tmp_path / "run"), model="article", image_size=64, crop_size=48)
+    config = training.configure(out=str(tmp_path / "run"), image_size=128)
+    assert config.recipe.crop_size == max(32, round(cpu.crop_size / cpu.image_size * 128))
+    assert training.configure(out=str(tmp_path / "run"), image_size=128, crop_size=64).recipe.crop_size == 64
+    article = training.configure(out=str(tmp_path / "run"), network="article", image_size=64)
+    assert article.recipe.crop_size == 64  # the article model's input has one size
+    with pytest.raises(ValueError, match=r"crop_size must be equal to image_size \(64\)"):
+        training.configure(out=str(tmp_path / "run"), network="article", image_size=64, crop_size=48)
     with pytest.raises(ValueError, match=r"must be between 32 and image_size \(64\), got 16"):
-        training.TrainConfig(out=str(tmp_path / "run"), image_size=64, crop_size=16)
+        training.configure(out=str(tmp_path / "run"), image_size=64, crop_size=16)
 
 
 def test_the_cpu_recipe_cuts_its_crops_from_the_pairs_at_their_own_resolution(tmp_path, fine_detail_pairs):
@@ -80,7 +80,7 @@ def test_the_cpu_recipe_cuts_its_crops_from_the_pairs_at_their_own_resolution(tm
     assert RECIPES["cpu"].full_resolution_crops and not RECIPES["paper"].full_resolution_crops
 
     def first_crops(**settings) -> np.ndarray:
-        config = training.TrainConfig(
+        config = training.configure(
             out=str(tmp_path / "run"), recipe="cpu", image_size=32, crop_size=32, scale_range=(2.0, 2.0), **settings
         )
         train_data, _ = load_datasets(config, fine_detail_pairs)
@@ -89,12 +89,12 @@ def test_the_cpu_recipe_cuts_its_crops_from_the_pairs_at_their_own_resolution(tm
     assert np.abs(np.diff(first_crops(), axis=2)).min() > 0.95
     assert np.abs(np.diff(first_crops(full_resolution_crops=False), axis=2)).max() < 0.1
     with pytest.raises(ValueError, match="full_resolution_crops must be True or False, got 'yes'"):
-        training.TrainConfig(out=str(tmp_path / "run"), full_resolution_crops="yes")
+        training.configure(out=str(tmp_path / "run"), full_resolution_crops="yes")
 
 
 def test_a_time_budget_without_an_epoch_count_runs_until_the_budget(tmp_path):
-    config = training.TrainConfig(out=str(tmp_path / "run"), max_minutes=10)
-    assert config.epochs == UNTIL_THE_BUDGET
+    config = training.configure(out=str(tmp_path / "run"), max_minutes=10)
+    assert config.recipe.epochs == UNTIL_THE_BUDGET
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_a_time_budget_without_an_epoch_count_runs_until_the_budget(tmp_path):
 )
 def test_bad_recipe_settings_are_clear_errors(tmp_path, settings, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        training.TrainConfig(out=str(tmp_path / "run"), **settings)
+        training.configure(out=str(tmp_path / "run"), **settings)
 
 
 def test_the_cpu_recipe_validates_on_a_share_of_an_epoch_the_paper_on_the_whole_split(synthetic_pairs, tmp_path):
@@ -115,9 +115,9 @@ def test_the_cpu_recipe_validates_on_a_share_of_an_epoch_the_paper_on_the_whole_
     assert get_recipe("paper").validation_limit(600) is None
     sizes = {}
     for name in ("cpu", "paper"):  # 8 train and 4 val pairs
-        config = training.TrainConfig(out=str(tmp_path / name), data=str(synthetic_pairs), recipe=name,
+        config = training.configure(out=str(tmp_path / name), data=str(synthetic_pairs), recipe=name,
                                       backbone="small", image_size=32, batch_size=2)
-        _, val = load_datasets(config, synthetic_pairs)
+        _, val = load_datasets(with_validation_count(config, synthetic_pairs), synthetic_pairs)
         sizes[name] = sum(int(images.shape[0]) for images, _ in val)
     assert sizes == {"cpu": RECIPES["cpu"].validation_limit(8, at_least=2), "paper": 4}
 
@@ -132,9 +132,9 @@ def test_the_validation_share_covers_at_least_one_batch():
 def test_val_limit_overrides_the_recipes_validation_share(synthetic_pairs, tmp_path):
     sizes = {}
     for recipe, val_limit in (("cpu", 3), ("paper", 1)):  # the recipes alone would validate on 2 and 4 pairs
-        config = training.TrainConfig(out=str(tmp_path / recipe), data=str(synthetic_pairs), recipe=recipe,
+        config = training.configure(out=str(tmp_path / recipe), data=str(synthetic_pairs), recipe=recipe,
                                       backbone="small", image_size=32, batch_size=2, val_limit=val_limit)
-        _, val = load_datasets(config, synthetic_pairs)
+        _, val = load_datasets(with_validation_count(config, synthetic_pairs), synthetic_pairs)
         sizes[recipe] = sum(int(images.shape[0]) for images, _ in val)
     assert sizes == {"cpu": 3, "paper": 1}
 
@@ -142,7 +142,7 @@ def test_val_limit_overrides_the_recipes_validation_share(synthetic_pairs, tmp_p
 @pytest.mark.parametrize("val_limit", [0, -2, 1.5, True, "4"])
 def test_a_bad_val_limit_is_a_clear_error(tmp_path, val_limit):
     with pytest.raises(ValueError, match=f"val_limit must be a positive int or None, got {val_limit!r}"):
-        training.TrainConfig(out=str(tmp_path / "run"), val_limit=val_limit)
+        training.configure(out=str(tmp_path / "run"), val_limit=val_limit)
 
 
 # --- the learning rate anneals to the deadline ----------------------------------------------------------
@@ -263,7 +263,7 @@ def test_a_budgeted_run_anneals_records_its_minutes_and_resumes_its_schedule(syn
     # The run's clock is a fake one: every step takes 1 s and every validation 1 s, whatever the machine's load.
     clock = FakeClock()
     monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
-    config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=32,
+    config = training.configure(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=32,
                                   batch_size=4, max_minutes=0.5, tensorboard=False, precise_batch_norm=False)
     result = training.train(config, [Tick(clock, 1.0), SlowValidation(clock, 1.0)], verbose=0)
     rows = read_history(tmp_path / "run" / "history.csv")
@@ -273,11 +273,11 @@ def test_a_budgeted_run_anneals_records_its_minutes_and_resumes_its_schedule(syn
     assert result.stopped_by_time_budget
     assert minutes == pytest.approx([3 * epoch / 60 for epoch in range(1, 11)])
     final_rate = float(keras.ops.convert_to_numpy(result.model.optimizer.learning_rate))
-    assert 0 <= final_rate < 0.5 * config.learning_rate  # annealed (to 0 at the deadline itself)
+    assert 0 <= final_rate < 0.5 * config.recipe.lr  # annealed (to 0 at the deadline itself)
 
 
 def test_training_batches_are_crops_and_validation_batches_whole_scenes(synthetic_pairs, tmp_path):
-    config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=64,
+    config = training.configure(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=64,
                                   crop_size=48, batch_size=2)
     train, val = load_datasets(config, synthetic_pairs)
     images, labels = next(iter(train))

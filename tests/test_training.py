@@ -128,8 +128,8 @@ def test_the_soft_jaccard_is_near_zero_for_confident_right_logits_and_zero_on_a_
 def test_a_negative_jaccard_weight_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="jaccard_weight"):
         training.segmentation_loss(jaccard_weight=-1.0)
-    with pytest.raises(ValueError, match="--jaccard-weight"):
-        training.TrainConfig(out=str(tmp_path / "run"), jaccard_weight=-0.1)
+    with pytest.raises(ValueError, match="jaccard_weight must be >= 0, got -0.1"):
+        training.configure(out=str(tmp_path / "run"), jaccard_weight=-0.1)
 
 
 def test_the_jaccard_term_goes_on_the_main_output_only_and_a_saved_model_reloads_with_it(tmp_path):
@@ -208,7 +208,7 @@ def test_default_optimizer_is_the_papers_sgd():
     [
         ("rmsprop", None, {}, "optimizer"),
         ("sgd", -1.0, {}, "learning rate"),
-        ("adam", None, {"new_layer_lr_multiplier": 10.0}, "'sgd' only"),
+        ("adam", None, {"head_lr_multiplier": 10.0}, "'sgd' only"),
     ],
 )
 def test_bad_optimizer_settings_are_clear_errors(name, lr, extra, message):
@@ -240,7 +240,7 @@ def test_paper_sgd_matches_pytorch_sgd_with_a_10x_group_for_the_new_layers(weigh
     # total_steps so large that the poly schedule keeps lr at 0.01 over these steps (relative change < 1e-8)
     optimizer = training.build_optimizer(
         "sgd", 0.01, total_steps=10**9, weight_decay=weight_decay,
-        new_layer_variables=new_layers, new_layer_lr_multiplier=10.0,
+        new_layer_variables=new_layers, head_lr_multiplier=10.0,
     )
     variables = model.trainable_variables
     start = [np.asarray(v.numpy()) for v in variables]
@@ -283,12 +283,12 @@ def test_new_layers_are_the_pyramid_module_and_both_heads():
     ],
 )
 def test_new_layers_learn_10x_faster_by_default_from_imagenet_weights(tmp_path, settings, multiplier):
-    assert training.TrainConfig(out=str(tmp_path), **settings).new_layer_lr_multiplier == multiplier
+    assert training.configure(out=str(tmp_path), **settings).recipe.head_lr_multiplier == multiplier
 
 
 def test_a_head_multiplier_with_adam_is_refused(tmp_path):
     with pytest.raises(ValueError, match="head_lr_multiplier applies to optimizer 'sgd' only"):
-        training.TrainConfig(out=str(tmp_path), optimizer="adam", head_lr_multiplier=10.0)
+        training.configure(out=str(tmp_path), optimizer="adam", head_lr_multiplier=10.0)
 
 
 # --- callbacks and kill-safe writes --------------------------------------------------------------------
@@ -391,11 +391,11 @@ def test_every_epoch_is_one_pass_over_the_training_pairs(synthetic_pairs, tmp_pa
     """train reads one repeated dataset (Keras would replace a finite one's iterator after every epoch, which can
     stall the next epoch's start: the benchmark's business): an epoch is still exactly one pass over the
     training pairs, and no epoch runs out of data."""
-    config = training.TrainConfig(
+    config = training.configure(
         out=str(tmp_path / "run"), data=str(synthetic_pairs), backbone="small", image_size=48, batch_size=2,
         epochs=3, limit=5, val_limit=1, tensorboard=False, precise_batch_norm=False,
     )
-    one_pass = int(training.run.load_datasets(config, synthetic_pairs)[0].cardinality())
+    one_pass = int(training.inputs.load_datasets(config, synthetic_pairs)[0].cardinality())
     assert one_pass in (2, 3)  # 5 pairs in batches of 2 (the last one partial, or dropped)
     result = training.train(config, verbose=0)
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
@@ -443,13 +443,13 @@ def offline_keras_downloads(monkeypatch):
     ("settings", "message"),
     [
         ({"weights": "imagenet", "backbone": "small"}, "backbone='small'"),
-        ({"weights": "imagenet", "model": "article"}, "model='article'"),
-        ({"weights": "places365"}, "weights must be None or 'imagenet'"),
+        ({"weights": "imagenet", "network": "article"}, "network='article'"),
+        ({"weights": "places365"}, r"weights must be one of \(None, 'imagenet'\), got 'places365'"),
     ],
 )
 def test_impossible_weights_settings_are_clear_errors(tmp_path, settings, message):
     with pytest.raises(ValueError, match=message):
-        training.TrainConfig(out=str(tmp_path), **settings)
+        training.configure(out=str(tmp_path), **settings)
 
 
 def test_offline_imagenet_run_fails_at_once_with_what_to_do(
@@ -461,7 +461,7 @@ def test_offline_imagenet_run_fails_at_once_with_what_to_do(
         raise AssertionError("the data was loaded before the weights were checked")
 
     monkeypatch.setattr(run, "load_datasets", no_data_please)
-    config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), weights="imagenet")
+    config = training.configure(out=str(tmp_path / "run"), data=str(synthetic_pairs), weights="imagenet")
     with pytest.raises(training.PretrainedWeightsUnavailable) as caught:
         training.train(config)
     message = str(caught.value)
@@ -479,7 +479,7 @@ def test_unreachable_imagenet_weights_fail_before_any_download(synthetic_pairs, 
 
     monkeypatch.setattr(file_utils, "get_file", no_download_please)
     monkeypatch.setattr(models, "imagenet_weights_available", lambda *args, **kwargs: False)
-    config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), weights="imagenet")
+    config = training.configure(out=str(tmp_path / "run"), data=str(synthetic_pairs), weights="imagenet")
     with pytest.raises(training.PretrainedWeightsUnavailable, match="cannot be reached.*--weights none"):
         training.train(config)
     assert not (tmp_path / "run" / "config.json").exists()
@@ -499,7 +499,7 @@ def test_a_resumed_imagenet_run_keeps_its_own_weights(offline_keras_downloads, t
     from pspnet_lib.training import run
 
     (tmp_path / "backup").mkdir()  # an interrupted run: BackupAndRestore restores its weights
-    config = training.TrainConfig(out=str(tmp_path), weights="imagenet")
+    config = training.configure(out=str(tmp_path), weights="imagenet")
     assert run.load_pretrained_source(config) is None  # no download attempted (it would raise here)
 
 
@@ -509,7 +509,7 @@ def test_imagenet_source_weights_are_copied_into_the_backbone(tmp_path):
 
     keras.utils.set_random_seed(1)
     source = keras.applications.ResNet50(weights=None, include_top=False)  # stands in for the download
-    config = training.TrainConfig(out=str(tmp_path), weights="imagenet", model="fcn")
+    config = training.configure(out=str(tmp_path), weights="imagenet", network="fcn")
     model = run.build_model(config, source)
     nested = {layer.name: layer for layer in model._flatten_layers(include_self=False, recursive=True)}
     for name in ("conv1_conv", "conv3_block2_2_conv", "conv5_block3_3_bn"):
@@ -537,7 +537,7 @@ class CrashAtEpoch(keras.callbacks.Callback):
 def test_live_view_of_a_resumed_run_plots_every_epoch(synthetic_pairs, tmp_path):
     from pspnet_lib.live_view import LiveView
 
-    config = training.TrainConfig(
+    config = training.configure(
         out=str(tmp_path / "run"), data=str(synthetic_pairs), backbone="small", image_size=64, batch_size=2,
         epochs=3, limit=2, tensorboard=False,
     )
@@ -630,9 +630,9 @@ def test_precise_batch_norm_sets_each_statistic_to_the_mean_over_batches_and_kee
 
 @pytest.mark.slow
 def test_a_cpu_recipe_run_ends_with_batch_norm_statistics_of_whole_training_scenes(synthetic_pairs, tmp_path):
-    config = training.TrainConfig(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=48,
+    config = training.configure(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=48,
                                   batch_size=4, epochs=2, tensorboard=False)
-    assert config.recipe == "cpu" and config.precise_batch_norm  # the CPU recipe's default
+    assert config.recipe.name == "cpu" and config.recipe.precise_batch_norm  # the CPU recipe's default
     result = training.train(config, verbose=0)
     saved = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
     # The pass averaged every one of the 8 training scenes (fewer than PRECISE_BN_SCENES): again, nothing changes.
@@ -643,7 +643,7 @@ def test_a_cpu_recipe_run_ends_with_batch_norm_statistics_of_whole_training_scen
     for kept, again in zip(models.batch_norm_layers(saved), models.batch_norm_layers(redone), strict=True):
         np.testing.assert_allclose(kept.moving_mean.numpy(), again.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(kept.moving_variance.numpy(), again.moving_variance.numpy(), rtol=1e-5, atol=1e-6)
-    plain = training.TrainConfig(out=str(tmp_path / "plain"), data=str(synthetic_pairs), image_size=48, batch_size=4,
+    plain = training.configure(out=str(tmp_path / "plain"), data=str(synthetic_pairs), image_size=48, batch_size=4,
                                  epochs=2, tensorboard=False, precise_batch_norm=False)
     plain_model = training.train(plain, verbose=0).model
     differs = [not np.allclose(a.moving_mean.numpy(), b.moving_mean.numpy(), rtol=1e-5, atol=1e-6)

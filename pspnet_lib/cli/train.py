@@ -1,7 +1,7 @@
 """`train`, `evaluate` and `predict` commands.
 
-    python -m pspnet_lib train --data DIR --out RUN_DIR [--model pspnet|fcn|article] [--backbone NAME]
-                               [--weights imagenet] ...
+    python -m pspnet_lib train --data DIR --out RUN_DIR [--recipe paper|cpu] [--network pspnet|fcn|article]
+                               [--backbone NAME] [--weights imagenet] ...  (one flag per recipe setting)
     python -m pspnet_lib evaluate (--run RUN_DIR | --model FILE) --data DIR [--split val] [--limit N] [--json]
                                   [--labels standard|border-aware]
     python -m pspnet_lib predict --model FILE IMAGE... --out DIR [--pairs | --photos]
@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,12 +28,10 @@ from pspnet_lib.run_files import check_writable_folder, claim_folder
 PREDICT_MARKER = ".pspnet-predict"  # written into the --out folder of `predict`
 
 # Under PSPNET_FAST=1 a quick run; otherwise every setting left out comes from the recipe (training.recipes).
-DEFAULTS = {
-    False: {"backbone": None, "image_size": None, "batch_size": None},
-    True: {"backbone": "small", "image_size": 128, "batch_size": 4},
-}
+FAST_SETTINGS = {"backbone": "small", "image_size": 128, "batch_size": 4}
 FAST_EPOCHS = 2  # a fast-mode run without --epochs or --max-minutes
 RECIPE_HELP = "default: paper with a GPU or --weights imagenet, else cpu"
+NOT_FLAGS = ("name", "about", "spec")  # recipe fields the command line does not set one by one
 
 
 def one_line_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -56,62 +56,62 @@ def _switch(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
     parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None, help=help_text)
 
 
-def add_train_parser(subparsers) -> None:
-    """The `train` command's arguments."""
-    defaults = DEFAULTS[fast_mode()]
+def recipe_flags(recipe_type=None) -> dict[str, dict]:
+    """argparse keywords of one flag per recipe setting (and --network, --backbone for the spec), from the fields:
+    their type, `choices` and `help`, each help ending with the named recipes' values."""
+    from pspnet_lib.training.recipes import RECIPES, SPEC_SHORTHANDS, Recipe
+
+    recipe_type = recipe_type or Recipe
+    hints = typing.get_type_hints(recipe_type)
+    flags = {
+        name: {"choices": choices, "help": f"the network's {name} (the recipe's: " + ", ".join(
+            f"{getattr(recipe.spec, name)} {key}" for key, recipe in RECIPES.items()) + ")"}
+        for name, choices in SPEC_SHORTHANDS.items()
+    }
+    for item in dataclasses.fields(recipe_type):
+        if item.name in NOT_FLAGS:
+            continue
+        kind = hints[item.name]
+        options = typing.get_args(kind) or (kind,)
+        shown = ", ".join(f"{_shown(getattr(recipe, item.name, item.default))} {key}" for key, recipe in RECIPES.items())
+        keywords = {"help": f"{item.metadata.get('help', '')} (the recipe's: {shown})".replace("%", "%%")}
+        if item.metadata.get("choices"):
+            keywords["choices"] = [_shown(choice) for choice in item.metadata["choices"]]
+        elif bool in options:
+            keywords["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is tuple:
+            keywords.update(type=float, nargs=len(typing.get_args(kind)), metavar=("LOW", "HIGH"))
+        else:
+            keywords["type"] = next(option for option in options if option is not type(None))
+        flags[item.name] = keywords
+    return flags
+
+
+def _shown(value) -> str:
+    """A setting as the command line writes it: None is "none", a pair is "LOW HIGH"."""
+    if value is None:
+        return "none"
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def add_train_parser(subparsers, recipe_type=None) -> None:
+    """The `train` command's arguments: the run folder, data and devices, then one flag per recipe setting."""
+    from pspnet_lib.training.recipes import RECIPE_NAMES
+
     parser = subparsers.add_parser(
         "train", help="train a model (resumes an interrupted run in the same --out folder)",
         description="Train PSPNet, the dilated FCN baseline or the article model; writes RUN_DIR/model.keras, "
-        "best.keras, history.csv, config.json and TensorBoard logs. Run the same command again to resume.",
+        "best.keras, history.csv, config.json and TensorBoard logs. Run the same command again to resume. "
+        "Every setting left out comes from the recipe" + (f" (fast mode: {FAST_SETTINGS})" if fast_mode() else "") + ".",
     )
     parser.add_argument("--data", help="dataset root in the Kaggle layout (train/, val/); default: default_dataset()")
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument(
-        "--recipe", choices=("paper", "cpu"),  # training.recipes.RECIPE_NAMES (a test keeps them equal)
-        help="the defaults of every setting below: paper (ResNet-50, 256 px, SGD, scale 0.5-2) or cpu (small "
-        f"PSPNet, 128 px, Adam annealed to --max-minutes); {RECIPE_HELP}",
-    )
-    parser.add_argument("--model", choices=("pspnet", "fcn", "article"), default="pspnet")
-    parser.add_argument("--backbone", choices=("resnet50", "small"), default=defaults["backbone"])
-    parser.add_argument(
-        "--weights", choices=("imagenet", "none"), default="none",
-        help="start the resnet50 backbone from ImageNet weights (downloaded once, ~95 MB) or from scratch (default)",
-    )
-    parser.add_argument(
-        "--image-size", type=int, default=defaults["image_size"],
-        help="square size scenes are resized to for training and validation (the recipe's: 256 paper, 128 cpu)",
-    )
-    parser.add_argument(
-        "--crop-size", type=int, help="square training crops cut from the scenes (default: the recipe's share of --image-size)"
-    )
-    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    parser.add_argument("--epochs", type=int, help="default: 10, or as many as fit in --max-minutes")
-    parser.add_argument(
-        "--max-minutes", type=float,
-        help="time budget: training and validation end by then, and the learning rate decays (poly) to 0 at it",
-    )
-    parser.add_argument(
-        "--scale-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
-        help="random scaling of training scenes (the recipe's: 0.5 2 paper, 0.75 1.5 cpu)",
-    )
-    parser.add_argument("--limit", type=int, help="use only the first N images of each split")
+    parser.add_argument("--recipe", choices=RECIPE_NAMES, help=f"the defaults of every setting below; {RECIPE_HELP}")
+    for name, keywords in recipe_flags(recipe_type).items():
+        flag = f"--{name.replace('_', '-')}"
+        aliases = ("--model",) if name == "network" else ()  # --model: the flag's name before issue 37
+        parser.add_argument(flag, *aliases, dest=name, default=argparse.SUPPRESS, **keywords)
     parser.add_argument("--skip-bad", action="store_true", help="leave unusable pair files out (with a warning)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--optimizer", choices=("sgd", "sgdw", "adam"),
-        help="sgd: the paper's (momentum 0.9, L2 weight decay 1e-4 through the gradient); sgdw: Keras' decoupled "
-        "decay; default: the recipe's (sgd paper, adam cpu)",
-    )
-    parser.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's with its optimiser, 0.01 paper, 0.002 cpu; another --optimizer keeps its own default: sgd 0.01, adam 0.001)")
-    parser.add_argument("--aux-weight", type=float, default=0.4, help="weight of the auxiliary loss")
-    parser.add_argument(
-        "--jaccard-weight", type=float,
-        help="weight of the soft Jaccard (IoU) loss added to the main output's cross-entropy (the recipe's: 0 paper, 1 cpu)",
-    )
-    parser.add_argument(
-        "--head-lr-multiplier", type=float,
-        help="learning-rate multiplier of the pyramid module and heads (default: 10 with --weights imagenet and sgd, else 1)",
-    )
     _switch(parser, "mixed-precision", "bfloat16/float16 compute (default: on with a GPU)")
     _switch(parser, "xla", "XLA compilation (default: on with a GPU; a GPU option, ignored on a CPU)")
     _switch(parser, "distribute", "all visible GPUs / TF_CONFIG workers (default: on)")
@@ -120,27 +120,47 @@ def add_train_parser(subparsers) -> None:
     parser.set_defaults(func=run_train)
 
 
-def epochs_of(args: argparse.Namespace) -> int | None:
-    """--epochs; unset: FAST_EPOCHS in fast mode without a time budget, else None (the recipe's default)."""
-    if args.epochs is None and args.max_minutes is None and fast_mode():
-        return FAST_EPOCHS
-    return args.epochs
+def recipe_changes(args: argparse.Namespace) -> dict:
+    """The recipe settings given on the command line (plus fast mode's quick ones), as `configure` takes them."""
+    flags = recipe_flags()
+    changes = {name: value for name, value in vars(args).items() if name in flags}
+    if fast_mode():
+        changes = {**FAST_SETTINGS, **changes}
+        if "epochs" not in changes and "max_minutes" not in changes:
+            changes["epochs"] = FAST_EPOCHS
+    if "weights" in changes:
+        changes["weights"] = None if changes["weights"] == "none" else changes["weights"]
+    if "scale_range" in changes:
+        changes["scale_range"] = tuple(changes["scale_range"])
+    return changes
+
+
+def with_flag_names(error: ValueError) -> ValueError:
+    """`error` with the setting it starts with followed by its flag: "lr must be ..." -> "lr (--lr) must be ..."."""
+    message = str(error)
+    name = message.split(" ", 1)[0]
+    if name == "out":  # the run folder has no other name on the command line
+        return ValueError("--out" + message[len(name):])
+    if name in recipe_flags():
+        return ValueError(message.replace(name, f"{name} (--{name.replace('_', '-')})", 1))
+    return error
 
 
 @one_line_errors
 def run_train(args: argparse.Namespace) -> int:
     """Train (or resume) and print where the results are."""
-    from pspnet_lib.training import TrainConfig, train
+    from pspnet_lib.training import configure, default_recipe_name, train, visible_gpus
 
-    config = TrainConfig(
-        out=args.out, data=args.data, recipe=args.recipe, model=args.model, backbone=args.backbone,
-        weights=None if args.weights == "none" else args.weights, image_size=args.image_size,
-        batch_size=args.batch_size, epochs=epochs_of(args), max_minutes=args.max_minutes, limit=args.limit,
-        seed=args.seed, optimizer=args.optimizer, lr=args.lr, aux_weight=args.aux_weight,
-        jaccard_weight=args.jaccard_weight, head_lr_multiplier=args.head_lr_multiplier, mixed_precision=args.mixed_precision, xla=args.xla,
-        distribute=args.distribute, tensorboard=args.tensorboard, skip_bad=args.skip_bad,
-        scale_range=None if args.scale_range is None else tuple(args.scale_range), crop_size=args.crop_size,
-    )
+    changes = recipe_changes(args)
+    # The device plan picks the recipe a command names none of: the paper's with a GPU.
+    recipe = args.recipe or default_recipe_name(len(visible_gpus()), changes.get("weights"))
+    try:
+        config = configure(
+            args.out, args.data, recipe, mixed_precision=args.mixed_precision, xla=args.xla,
+            distribute=args.distribute, tensorboard=args.tensorboard, skip_bad=args.skip_bad, **changes,
+        )
+    except ValueError as error:
+        raise with_flag_names(error) from None
     result = train(config, verbose=2 if args.quiet else 1)
     last = result.history[-1] if result.history else {}
     shown = [key for key in last if key in ("loss", "val_loss") or key.endswith("miou")]
@@ -191,22 +211,21 @@ def _run_settings(run_dir: Path) -> tuple[Path, dict]:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a split and print a table or one JSON line."""
     from pspnet_lib import data, inference, models
-    from pspnet_lib.training.run import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_labels
+    from pspnet_lib.training.inputs import check_labels
+    from pspnet_lib.training.recipes import side_in_pixels
 
     is_border_aware(args.labels, "--labels")  # a misspelt decoding: one line naming the option
-    if args.image_size is not None and not MIN_IMAGE_SIZE <= args.image_size <= MAX_IMAGE_SIZE:
-        raise ValueError(
-            f"--image-size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels (leave it out for the run's "
-            f"size), got {args.image_size}"
-        )
+    if args.image_size is not None:
+        side_in_pixels("--image-size", args.image_size)
     model_path, settings = _run_settings(Path(args.run)) if args.run else (model_file(args.model), {})
+    recipe = settings.get("recipe", {})
     root = args.data or settings.get("data")
     if root is None:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout to the scores (one JSON line with --json)
             root = data.default_dataset()
     check_labels(data.resolve_dataset_dirs(root).root, args.split)  # unknown label colours: no score would mean anything
     model = inference.load_model(model_path)
-    image_size = args.image_size or models.image_size_of(model) or settings.get("image_size")
+    image_size = args.image_size or models.image_size_of(model) or recipe.get("image_size")
     if image_size is None:
         raise ValueError(
             f"{model_path} does not record the image size it was trained at (saved by an older pspnet_lib): "

@@ -23,7 +23,7 @@ from pspnet_lib.runtime import StopNotebook
 from pspnet_lib.training.devices import GpuInfo, plan_devices, visible_gpus
 
 if TYPE_CHECKING:
-    from pspnet_lib.training.run import TrainConfig
+    from pspnet_lib.training.config import TrainConfig
 
 # Cards whose name does not state their memory ("Tesla T4", "NVIDIA L4"); "A100-SXM4-80GB" and "H100 80GB HBM3" do.
 GPU_MEMORY_GB = {"H100": 80.0, "A100": 40.0, "L4": 24.0, "A10G": 24.0, "V100": 16.0, "P100": 16.0, "T4": 16.0}
@@ -91,12 +91,12 @@ def choose_batch_size(gpus: Sequence[GpuInfo], recipe_batch: int, crop_size: int
 def fit_batch_to_gpu(config: TrainConfig, gpus: Sequence[GpuInfo] | None = None) -> TrainConfig:
     """`config` with the batch size `choose_batch_size` picks for these GPUs (default: the visible ones); prints why."""
     gpus = visible_gpus() if gpus is None else gpus
-    precision = None if config.mixed_precision is not False or not gpus else "float32"
-    choice = choose_batch_size(gpus, config.batch_size, config.crop_size, precision)
+    precision = None if config.devices.mixed_precision is not False or not gpus else "float32"
+    choice = choose_batch_size(gpus, config.recipe.batch_size, config.recipe.crop_size, precision)
     print(choice.reason)
-    if choice.batch_size == config.batch_size:
+    if choice.batch_size == config.recipe.batch_size:
         return config
-    return dataclasses.replace(config, batch_size=choice.batch_size)
+    return dataclasses.replace(config, recipe=config.recipe.override(batch_size=choice.batch_size))
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -101,13 +101,13 @@ def build_optimizer(
     momentum: float = MOMENTUM,
     weight_decay: float = WEIGHT_DECAY,
     new_layer_variables: Iterable = (),
-    new_layer_lr_multiplier: float = 1.0,
+    head_lr_multiplier: float = 1.0,
 ) -> keras.optimizers.Optimizer:
     """The paper's SGD ("sgd", coupled L2), Keras' SGDW ("sgdw", decoupled) or Adam, all on the poly schedule.
 
     `total_steps` None: a constant learning rate instead, for a caller that sets it (`callbacks.TimeBudget`).
     With "sgd", the variables in `new_layer_variables` (see `models.new_layer_variables`) learn
-    `new_layer_lr_multiplier` times faster.
+    `head_lr_multiplier` times faster.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
@@ -115,13 +115,15 @@ def build_optimizer(
         learning_rate = DEFAULT_LEARNING_RATES[name]
     if not learning_rate > 0:
         raise ValueError(f"learning rate must be > 0, got {learning_rate}")
-    if new_layer_lr_multiplier != 1.0 and name != "sgd":
-        raise ValueError(f"a new-layer learning-rate multiplier applies to optimizer 'sgd' only, got {name!r}")
+    if head_lr_multiplier != 1.0 and name != "sgd":
+        raise ValueError(
+            f"head_lr_multiplier (the new layers' learning-rate multiplier) applies to optimizer 'sgd' only, got {name!r}"
+        )
     schedule = learning_rate if total_steps is None else poly_schedule(learning_rate, total_steps)
     if name == "adam":
         return keras.optimizers.Adam(schedule, weight_decay=weight_decay or None)
     if name == "sgdw":
         return keras.optimizers.SGD(schedule, momentum=momentum, weight_decay=weight_decay or None)
     return PaperSGD(
-        schedule, momentum, weight_decay, [variable.path for variable in new_layer_variables], new_layer_lr_multiplier
+        schedule, momentum, weight_decay, [variable.path for variable in new_layer_variables], head_lr_multiplier
     )
