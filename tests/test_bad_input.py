@@ -233,6 +233,16 @@ def test_resuming_without_readable_backup_weights_says_so(synthetic_pairs, tmp_p
     assert snapshot(run) == before
 
 
+def test_resuming_a_run_saved_by_an_older_version_is_refused_not_overwritten(synthetic_pairs, tmp_path, capsys):
+    run = _interrupted_run(tmp_path / "run", synthetic_pairs, {})
+    older = {"out": str(run), "data": str(synthetic_pairs), "recipe": "cpu", "model": "pspnet", "backbone": "small"}
+    (run / "config.json").write_text(json.dumps(older))  # before recipes were saved whole
+    before = snapshot(run)
+    assert main(["train", "--data", str(synthetic_pairs), "--out", str(run), *TINY]) == 1
+    one_line(capsys.readouterr().err, str(run), "older pspnet_lib", "'cpu'", "choose another --out")
+    assert snapshot(run) == before
+
+
 # --- evaluate and predict ------------------------------------------------------------------------------------
 
 

@@ -218,7 +218,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.image_size is not None:
         side_in_pixels("--image-size", args.image_size)
     model_path, settings = _run_settings(Path(args.run)) if args.run else (model_file(args.model), {})
-    recipe = settings.get("recipe", {})
+    recipe = settings.get("recipe") if isinstance(settings.get("recipe"), dict) else {}  # {}: an older config.json
     root = args.data or settings.get("data")
     if root is None:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout to the scores (one JSON line with --json)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pspnet_lib.training.devices import DeviceSwitches
-from pspnet_lib.training.recipes import Recipe, get_recipe
+from pspnet_lib.training.recipes import Recipe, default_recipe_name, get_recipe
 
 CONFIG_FILE = "config.json"
 
@@ -67,8 +67,8 @@ def configure(
     ValueError naming a setting that cannot work."""
     if not str(out).strip():
         raise ValueError("out is empty: expected a run folder (new or of an interrupted run)")
-    if recipe is None:
-        recipe = "paper" if changes.get("weights") == "imagenet" else "cpu"
+    if recipe is None:  # the devices are not looked at here: no GPU counts
+        recipe = default_recipe_name(0, changes.get("weights"))
     base = get_recipe(recipe) if isinstance(recipe, str) else recipe
     for name, value in (("tensorboard", tensorboard), ("skip_bad", skip_bad)):
         if not isinstance(value, bool):

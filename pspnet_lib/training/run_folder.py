@@ -97,6 +97,11 @@ def check_run_dir(config: TrainConfig) -> None:
         return
     check_backup(run_dir)
     saved = json.loads(saved_path.read_text())["recipe"]
+    if not isinstance(saved, dict):  # config.json of pspnet_lib before recipes were saved whole: no settings to compare
+        raise ValueError(
+            f"{config.out} holds an interrupted run saved by an older pspnet_lib (its config.json names the recipe "
+            f"{saved!r} without its settings), which this version cannot resume: choose another --out"
+        )
     current = json.loads(json.dumps(config.recipe.as_dict()))
     kept = [name for name in current if name not in ("about", *resumable_fields())]
     changed = [name for name in kept if saved.get(name) != current[name]]
