@@ -337,6 +337,7 @@ A3_PART3 = set(grading.A3_PART3)
     ("misreported", {"test_reported_miou"}),
     ("untrained", A3_PART3),
     ("untrained-labels-as-predictions", A3_PART3),
+    ("untrained-then-labels", A3_PART3),  # the untrained model's first two predictions, then the labels themselves
     ("nothing-saved", A3_PART3),
     ("other-network", A3_PART3),
 ])
@@ -352,6 +353,10 @@ def test_a3_part3_is_scored_from_the_saved_model(trained: dict, tmp_path: Path, 
     elif case == "untrained-labels-as-predictions":
         labels = _labels()
         folder = _a3_files(tmp_path, trained["untrained"], predictions=np.where(labels == 255, 0, labels).astype(np.uint8))
+    elif case == "untrained-then-labels":
+        labels = np.where(_labels() == 255, 0, _labels())
+        mixed = np.concatenate([_predict(trained["untrained"])[:2], labels[2:]]).astype(np.uint8)
+        folder = _a3_files(tmp_path, trained["untrained"], predictions=mixed)
     elif case == "nothing-saved":
         folder = _a3_files(tmp_path, None)
     else:  # a trained network of another architecture: its weights do not fit the course's small PSPNet
@@ -444,8 +449,13 @@ def test_a4_case_scores_exactly_what_it_earned(trained: dict, tmp_path: Path, ca
 
 
 def test_a4_design_that_is_not_plain_data_scores_nothing(tmp_path: Path) -> None:
-    verdicts = grading.check_a4(_points(A4), tmp_path)  # the notebook could not write a4_design.npz
+    verdicts = grading.check_a4(_points(A4), tmp_path)  # untouched, or the notebook could not write a4_design.npz
     assert _scores(verdicts) == _expected(A4, {DESIGN, RESULTS})
+
+
+def test_a3_untouched_scores_nothing(tmp_path: Path) -> None:
+    verdicts = grading.check_a3(_stubs(A3), _points(A3), tmp_path)  # the stubs raise; the notebook saved nothing
+    assert _scores(verdicts) == _expected(A3, set(_points(A3))), {k: v.failures for k, v in verdicts.items()}
 
 
 def test_every_assignment_has_two_alternatives_three_mistakes_and_exploits() -> None:
