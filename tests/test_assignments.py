@@ -491,7 +491,7 @@ UNUSABLE = {
 
 
 @pytest.fixture(scope="module")
-def graded_course(tmp_path_factory) -> Path:
+def graded_course(tmp_path_factory, graded_city) -> Path:
     """A copy of the course with every case submitted, after `course.py grade` (A1 with a short cell limit)."""
     course_dir = _course_copy(tmp_path_factory.mktemp("course"))
     for (student, name), case in CASES.items():
