@@ -618,9 +618,9 @@ def test_regrading_one_student_keeps_manual_grades_and_applies_the_late_penalty(
     assert status == 0
     with Gradebook(database) as gradebook:  # the regraded student's manual grade survives its new autograde
         assert gradebook.find_grade("gridding_question", A1, A1, "partial").manual_score == 2.0
-        raw = sum(_points(A1)[t] for t in CASES["partial", A1].passes)
-        # 25 hours late: two started days at 10 % each
-        assert gradebook.find_submission(A1, "partial").late_submission_penalty == pytest.approx(raw * 0.2)
+        score = sum(_points(A1)[t] for t in CASES["partial", A1].passes) + 2.0  # autograded and manual points
+        # 25 hours late: two started days at 10 % each of the whole score
+        assert gradebook.find_submission(A1, "partial").late_submission_penalty == pytest.approx(score * 0.2)
 
 
 @pytest.mark.slow
