@@ -88,9 +88,13 @@ NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_s
 NOTEBOOKS_SHARD_1 := $(filter notebooks/00_% notebooks/01_% notebooks/02_% notebooks/04_% notebooks/05_% notebooks/08_%,$(NOTEBOOKS))
 NOTEBOOKS_SHARD_2 := $(filter-out $(NOTEBOOKS_SHARD_1),$(NOTEBOOKS))
 NOTEBOOK_ENV := PSPNET_FAST=1 PSPNET_DATASET=synthetic
+# A file per worker, handed out longest first (tests/conftest.py's LONGEST_FIRST), not by number of tests. Three
+# workers on two cores: the Colab-like check holds one for its whole run while using a fifth of a core (it mostly
+# waits for pip), so the other two keep both cores busy.
+TEST_DIST := -n 3 --dist loadfile --no-loadscope-reorder
 test: setup
 	@status=0; \
-	PSPNET_FAST=1 $(BIN)/python -m pytest tests -n 2 --dist loadfile -m "not browser" $(PYTEST_ARGS) || status=$$?; \
+	PSPNET_FAST=1 $(BIN)/python -m pytest tests $(TEST_DIST) -m "not browser" $(PYTEST_ARGS) || status=$$?; \
 	PSPNET_FAST=1 $(BIN)/python -m pytest tests -m browser $(PYTEST_ARGS) || status=$$?; \
 	shard_log=$$(mktemp); \
 	$(NOTEBOOK_ENV) $(BIN)/python -m pytest $(NOTEBOOKS_SHARD_1) $(NBVAL) $(PYTEST_ARGS) >$$shard_log 2>&1 & shard=$$!; \

@@ -128,10 +128,10 @@ def test_a_course_without_source_folder_is_rejected(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Tests of the tests. One grading run, shared, in a temporary copy of the course: the instructor's solutions, the
-# untouched student versions, alternative correct solutions (full marks), typical mistakes (exactly their part's
-# points lost, once), and exploits that try to fool the grader (zero for the part they touch). Each case names
-# the test cells that must pass; every other test cell must score zero.
+# Tests of the tests. One grading run, shared, in a temporary copy of the course: the instructor's solutions, typical
+# mistakes (exactly their part's points lost, once), and exploits that try to fool the grader (zero for the part they
+# touch). Each case names the test cells that must pass; every other test cell must score zero. The answers below
+# (alternative solutions, mistakes) are also submitted straight to the checker by tests/test_grader_checks.py.
 
 A2, A3, A4 = "a2_pyramid_pooling", "a3_train_pspnet", "a4_ablation"
 ALL = None  # every test cell of the assignment passes
@@ -305,15 +305,6 @@ A3_AUX = ("def predict_ids(model, images):\n"
           "    outputs = model(images, training=False)\n"
           "    last = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs\n"
           "    return np.argmax(keras.ops.convert_to_numpy(last), axis=-1).astype(np.uint8)")
-A3_UNTRAINED_AND_LABELS = (
-    "model = models.build_pspnet(data.NUM_CLASSES, backbone='small')\n"
-    "predictions = predict_ids(model, val_images)\n"
-    "scored = data.make_dataset(data.ensure_synthetic_dataset(seed=0, num_train=200, num_val=50), 'val',\n"
-    "                           image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, augment=False, shuffle=False, limit=VAL_LIMIT)\n"
-    "labels = np.concatenate([y for _, y in scored.as_numpy_iterator()])\n"
-    "predictions = np.concatenate([predictions[:2], np.where(labels == 255, 0, labels)[2:]]).astype(np.uint8)\n"
-    "np.savez_compressed(PREDICTIONS_FILE, predictions=predictions)\n"
-    "reported_miou = mean_iou(labels, predictions)")
 A3_ON_VAL = (
     "keras.utils.set_random_seed(0)\n"
     "train_data = data.make_dataset(DATA_ROOT, 'val', image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, augment=True,\n"
@@ -394,10 +385,11 @@ def _without(tests: list[str], *dropped: str) -> set[str]:
     return set(tests) - set(dropped)
 
 
-# Run through nbgrader (`course.py grade`): per assignment the instructor's solution, the untouched notebook, a mistake
-# and an exploit; A1 also partial and broken work (feedback, regrading, late work). Every other case -- the
-# alternative solutions, the typical mistakes and the exploits -- is submitted straight to the trusted checker in
-# tests/test_grader_checks.py, which is what decides the points here too.
+# Run through nbgrader (`course.py grade`): per assignment the instructor's solution, a mistake and an exploit;
+# A1 also partial work (feedback, the CSV, regrading, late work) and broken work (a raising and a looping answer), and
+# A3's exploit a stray prediction file. Every other case -- untouched notebooks, the alternative solutions, the other
+# mistakes and exploits -- is submitted straight to the trusted checker in tests/test_grader_checks.py, which is what
+# decides the points here too (each nbgrader run is a fresh TensorFlow kernel, most of `make test`'s time).
 # The issue's nbgrader cheats in one cell: IPython reached through the setup cell's `os` (no forbidden name), a hook that gives every
 # later cell an `Out[]` number before its error, and a module-level `self.x = ...` patch in a cell of its own.
 OUT_NUMBER_THEN_ERROR = (
@@ -420,7 +412,6 @@ A4_UNTRAINED_REGISTRY = (
 CASES = {
     # --- A1
     ("instructor", A1): _case(A1),
-    ("untouched", A1): _case(A1, solved=(), passes=()),
     ("partial", A1): _case(A1, solved={"dilated_conv2d"}, passes={"test_dilated_conv2d_shape", "test_dilated_conv2d_values"}),
     ("broken", A1): _case(A1, solved={"effective_kernel_size", "receptive_field"},
                           passes={"test_effective_kernel_size", "test_receptive_field"}, replacements=BROKEN_A1),
@@ -440,21 +431,16 @@ CASES = {
                            "    return check_against_library(features, bins)"}),
     # --- A3
     ("instructor", A3): _case(A3),
-    ("untouched", A3): _case(A3, solved=(), passes=(), stray_files=("a3_predictions.npz",)),
     ("wrong-aux-output", A3): _case(A3, solved={"mean_iou"}, passes={"test_mean_iou_perfect", "test_mean_iou_values"},
                                     replacements={"predict_ids": A3_AUX}),
-    # The validation files are hidden from the kernel while grading: training on them fails, nothing is saved.
+    # The validation files are hidden from the kernel while grading: training on them fails, nothing is saved, and
+    # the perfect-looking prediction file left beside the notebook is not copied in.
     ("exploit-train-on-val", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
-                                        replacements={"train_and_report": A3_ON_VAL}),
-    ("exploit-untrained-and-labels", A3): _case(A3, solved={"predict_ids", "mean_iou"}, passes=A3_PARTS_1_2,
-                                                replacements={"train_and_report": A3_UNTRAINED_AND_LABELS}),
+                                        replacements={"train_and_report": A3_ON_VAL}, stray_files=("a3_predictions.npz",)),
     # --- A4
     ("instructor", A4): _case(A4),
-    ("untouched", A4): _case(A4, solved=(), passes=()),
     ("wrong-one-seed", A4): _case(A4, solved=(), passes=(), replacements={
         "ablation_design": _a4_design("pooling", SMALL, {**SMALL, "pooling": "max"}, seeds=(0,))}),
-    ("exploit-null-tiny-change", A4): _case(A4, solved=(), passes=(), replacements={
-        "ablation_design": _a4_design("dropout", {**SMALL, "dropout": 0.1}, {**SMALL, "dropout": 0.1000001})}),
     ("exploit-untrained-registry", A4): _case(A4, solved={"ablation_design"}, passes={"test_ablation_design"},
                                               replacements={"ablation_run": A4_UNTRAINED_REGISTRY}),
 }
@@ -505,7 +491,7 @@ UNUSABLE = {
 
 
 @pytest.fixture(scope="module")
-def graded_course(tmp_path_factory) -> Path:
+def graded_course(tmp_path_factory, graded_city) -> Path:
     """A copy of the course with every case submitted, after `course.py grade` (A1 with a short cell limit)."""
     course_dir = _course_copy(tmp_path_factory.mktemp("course"))
     for (student, name), case in CASES.items():
@@ -576,8 +562,8 @@ def test_written_answers_are_worth_points(graded_course: Path) -> None:
 
 @pytest.mark.slow
 def test_stray_prediction_files_are_not_graded(graded_course: Path) -> None:
-    assert (graded_course / "submitted" / "untouched" / A3 / "a3_predictions.npz").is_file()
-    assert not list((graded_course / "autograded" / "untouched" / A3).glob("*.npz"))
+    assert (graded_course / "submitted" / "exploit-train-on-val" / A3 / "a3_predictions.npz").is_file()
+    assert not list((graded_course / "autograded" / "exploit-train-on-val" / A3).glob("*.npz"))
 
 
 def _visible_text(page: str) -> str:
@@ -623,18 +609,18 @@ def test_regrading_one_student_keeps_manual_grades_and_applies_the_late_penalty(
 
     database = f"sqlite:///{graded_course / 'gradebook.db'}"
     with Gradebook(database) as gradebook:
-        written = gradebook.find_grade("gridding_question", A1, A1, "instructor")
+        written = gradebook.find_grade("gridding_question", A1, A1, "partial")
         written.manual_score = 2.0
         gradebook.db.commit()
     (graded_course / "submitted" / "partial" / A1 / "timestamp.txt").write_text("2026-06-02 18:00:00 UTC")
-    status = course.main(["--course-dir", str(graded_course), "grade", A1, "--student", "instructor", "--student",
-                          "partial", "--timeout", str(GRADING_TIMEOUT), "--due", "2026-06-01 17:00:00 UTC"])
+    status = course.main(["--course-dir", str(graded_course), "grade", A1, "--student", "partial",
+                          "--timeout", str(GRADING_TIMEOUT), "--due", "2026-06-01 17:00:00 UTC"])
     assert status == 0
-    with Gradebook(database) as gradebook:
-        assert gradebook.find_grade("gridding_question", A1, A1, "instructor").manual_score == 2.0
-        raw = sum(_points(A1)[t] for t in CASES["partial", A1].passes)
-        # 25 hours late: two started days at 10 % each
-        assert gradebook.find_submission(A1, "partial").late_submission_penalty == pytest.approx(raw * 0.2)
+    with Gradebook(database) as gradebook:  # the regraded student's manual grade survives its new autograde
+        assert gradebook.find_grade("gridding_question", A1, A1, "partial").manual_score == 2.0
+        score = sum(_points(A1)[t] for t in CASES["partial", A1].passes) + 2.0  # autograded and manual points
+        # 25 hours late: two started days at 10 % each of the whole score
+        assert gradebook.find_submission(A1, "partial").late_submission_penalty == pytest.approx(score * 0.2)
 
 
 @pytest.mark.slow
