@@ -13,7 +13,8 @@ even when an earlier cell printed the same label without figures). The number mu
 digits, same rounding; thousands commas and a leading `+` are part of the spelling). This test reads the
 committed .ipynb files, so after `make notebooks` re-executes them, any figure whose printed value
 changed makes `make test` fail, naming the notebook, the key, the figure and the line now printed.
-Durations (which always depend on the machine) may not appear in prose without a mark at all.
+A unit written with the mark must be the one printed after the number. Durations (which always depend on the
+machine) may not appear in prose without a mark at all.
 """
 
 from __future__ import annotations
@@ -87,6 +88,16 @@ def test_a_key_is_not_the_start_of_a_longer_label() -> None:
 def test_a_number_glued_to_the_key_counts_only_after_it() -> None:
     notebook = _notebook("took 2.22<!-- printed: (a) steps -->x", "pipeline (a) steps alone x 2.22, other 1.37\n")
     assert stale_figures(notebook) == []
+
+
+def test_a_figure_in_the_wrong_unit_fails_whichever_side_of_the_mark_the_unit_is_on() -> None:
+    printed = "T4   38 s   69 s   64.1 min\nthis CPU   92.6 min   93.8 min   6.4 days\nscore 40.8%\n"
+    for prose in ("69<!-- printed: T4 #2 --> min", "93.8<!-- printed: this CPU #2 --> hours", "40.8 s<!-- printed: score -->"):
+        (problem,) = stale_figures(_notebook(prose, printed))
+        assert "the output prints it in" in problem
+    for prose in ("69<!-- printed: T4 #2 --> s to decode", "93.8<!-- printed: this CPU #2 --> minutes",
+                  "6.4<!-- printed: this CPU #3 --> days", "40.8 %<!-- printed: score -->", "64.1<!-- printed: T4 #3 --> for all"):
+        assert stale_figures(_notebook(prose, printed)) == [], prose
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)

@@ -6,7 +6,9 @@ fails on any mark whose figure differs from the outputs. After `make notebooks`,
 
     python -m tools.printed_figures --update notebooks/*.ipynb
 
-to rewrite every stale figure from the outputs. It prints each change with its sentence: reread each one,
+to rewrite every stale figure from the outputs. A unit written with a mark (before its comment or right after
+it: `69<!-- printed: T4 #3 --> s`) must be the unit printed after the number ("hours" and "h" are one unit);
+a changed unit is reported, not rewritten. It prints each change with its sentence: reread each one,
 since a sentence around a changed number may no longer be true ("higher", "twice", ...).
 """
 
@@ -24,6 +26,13 @@ import nbformat
 NUMBER = r"[+\-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 MARK = re.compile(rf"({NUMBER})(\s*(?:%|x|s|ms)?)?<!--\s*printed:\s*(.+?)(?:\s+#(\d+))?\s*-->")
 PRINTED_NUMBER = re.compile(r"(?<![\w.])" + NUMBER + r"(?![\d,]\d)")
+# A unit right after a number, in outputs and in prose (where it may follow the mark's comment): a figure in the
+# right digits but the wrong unit ("69 min" for a printed "69 s") is as wrong as a stale one.
+UNITS = {
+    "ms": "ms", "s": "s", "second": "s", "seconds": "s", "min": "min", "minute": "min", "minutes": "min",
+    "h": "h", "hour": "h", "hours": "h", "day": "days", "days": "days", "%": "%", "x": "x",
+}
+UNIT = re.compile(r"\s*(" + "|".join(sorted(map(re.escape, UNITS), key=len, reverse=True)) + r")(?![\w])")
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,12 @@ def printed_value(lines: list[str], key: str, index: int) -> tuple[str | None, s
     (None, the first line containing `key`) when no line has that many numbers after it; (None, None) when
     no line contains `key` at all.
     """
+    number, _, line = printed_figure(lines, key, index)
+    return number, line
+
+
+def printed_figure(lines: list[str], key: str, index: int) -> tuple[str | None, str | None, str | None]:
+    """`printed_value` with the unit printed right after the number (`UNITS`' spelling, None if none)."""
     # A key ending in a letter or digit must end there: "bins 1" is not found in "bins 1-2-3-6".
     pattern = re.compile(re.escape(key) + (r"(?![\w-])" if key[-1].isalnum() else ""))
     first = None
@@ -67,10 +82,17 @@ def printed_value(lines: list[str], key: str, index: int) -> tuple[str | None, s
         found = pattern.search(line)
         if found:
             first = first or line
-            numbers = PRINTED_NUMBER.findall(line[found.end():])
+            numbers = list(PRINTED_NUMBER.finditer(line, found.end()))
             if len(numbers) >= index:
-                return numbers[index - 1], line
-    return None, first
+                number = numbers[index - 1]
+                unit = UNIT.match(line, number.end())
+                return number.group(0), UNITS[unit.group(1)] if unit else None, line
+    return None, None, first
+
+
+def prose_unit(source: str, mark: re.Match) -> re.Match | None:
+    """The unit written with a mark: before its comment ("40.8 %<!-- ... -->") or right after it."""
+    return UNIT.fullmatch(mark.group(2)) if mark.group(2) and mark.group(2).strip() else UNIT.match(source, mark.end())
 
 
 def stale_figures(notebook: nbformat.NotebookNode) -> list[str]:
@@ -80,14 +102,21 @@ def stale_figures(notebook: nbformat.NotebookNode) -> list[str]:
     for cell in notebook.cells:
         if cell.cell_type != "markdown":
             continue
-        for mark in marks(cell.source):
-            value, line = printed_value(lines, mark.key, mark.index)
+        for found in MARK.finditer(cell.source):
+            mark = Mark(found.group(1), found.group(3).strip(), int(found.group(4) or 1))
+            value, unit, line = printed_figure(lines, mark.key, mark.index)
+            written = prose_unit(cell.source, found)
             if line is None:
                 problems.append(f"{mark.figure!r}: no stored output line contains {mark.key!r}")
             elif value != mark.figure:
                 problems.append(
                     f"{mark.figure!r} marked as number #{mark.index} after {mark.key!r}, but the output now "
                     f"says {value!r}: {line.strip()!r}"
+                )
+            elif written and unit and UNITS[written.group(1)] != unit:
+                problems.append(
+                    f"{mark.figure} {written.group(1)!r} marked after {mark.key!r}, but the output prints it in "
+                    f"{unit!r}: {line.strip()!r}"
                 )
     return problems
 
