@@ -46,7 +46,12 @@ class Mark:
 
 def marks(markdown: str) -> list[Mark]:
     """Every printed-figure mark in a markdown text."""
-    return [Mark(m.group(1), m.group(3).strip(), int(m.group(4) or 1)) for m in MARK.finditer(markdown)]
+    return [mark_of(m) for m in MARK.finditer(markdown)]
+
+
+def mark_of(match: re.Match) -> Mark:
+    """The mark a `MARK` match spells."""
+    return Mark(match.group(1), match.group(3).strip(), int(match.group(4) or 1))
 
 
 def output_lines(notebook: nbformat.NotebookNode) -> list[str]:
@@ -103,7 +108,7 @@ def stale_figures(notebook: nbformat.NotebookNode) -> list[str]:
         if cell.cell_type != "markdown":
             continue
         for found in MARK.finditer(cell.source):
-            mark = Mark(found.group(1), found.group(3).strip(), int(found.group(4) or 1))
+            mark = mark_of(found)
             value, unit, line = printed_figure(lines, mark.key, mark.index)
             written = prose_unit(cell.source, found)
             if line is None:
@@ -130,7 +135,8 @@ def update_figures(notebook: nbformat.NotebookNode) -> list[str]:
             continue
 
         def current(match: re.Match, source: str = cell.source) -> str:
-            key, index = match.group(3).strip(), int(match.group(4) or 1)
+            mark = mark_of(match)
+            key, index = mark.key, mark.index
             value, _ = printed_value(lines, key, index)
             if value is None or value == match.group(1):
                 return match.group(0)
