@@ -60,6 +60,17 @@ def seed_list(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def ingredient_list(text: str) -> tuple[str, ...]:
+    """--without as ingredient names ("all": every one)."""
+    from bench.recipe import INGREDIENTS
+
+    names = tuple(INGREDIENTS) if text.strip() == "all" else tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = sorted(set(names) - set(INGREDIENTS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"--without takes some of {', '.join(INGREDIENTS)} (or all); got {text!r}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -80,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seeds", type=seed_list, default=RECIPE_SEEDS, metavar="N[,N]",
         help="seeds of the recipe section (default 0,1,2)",
+    )
+    parser.add_argument(
+        "--without", type=ingredient_list, default=(), metavar="NAME[,NAME]",
+        help="recipe section: train only the recipe without each of these ingredients, for every seed (all: every "
+        "one; see bench/recipe.py's INGREDIENTS), to pair with the recipe's own seeds (python -m bench.recipe_summary)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes and steps: a smoke check, not a measurement"
@@ -153,13 +169,13 @@ def run_recipe(args: argparse.Namespace, scratch: Path, machine: dict) -> Iterab
     from pspnet_lib.data import find_cityscapes_pairs
 
     if args.quick:
-        setup = RecipeSetup(quick_dataset(scratch), args.budget_minutes or QUICK_BUDGET_MINUTES, 8, 4, 64, 4, (0,))
+        setup = RecipeSetup(quick_dataset(scratch), args.budget_minutes or QUICK_BUDGET_MINUTES, 8, 4, 64, 4, (0,), args.without)
         return recipe_rows(setup, scratch / "recipe", machine.get("cpu_flags"))
     real = find_cityscapes_pairs()
     if real is None:
         print("Section recipe: the real pairs are not here (see README 'Getting the real set'); skipped.", file=sys.stderr)
         return []
-    setup = RecipeSetup(real, args.budget_minutes or RECIPE_BUDGET_MINUTES, seeds=args.seeds)
+    setup = RecipeSetup(real, args.budget_minutes or RECIPE_BUDGET_MINUTES, seeds=args.seeds, without=args.without)
     return recipe_rows(setup, scratch / "recipe", machine.get("cpu_flags"))
 
 
@@ -202,7 +218,8 @@ def start_report(args: argparse.Namespace, argv: list[str]) -> Report:
     """An empty report carrying the machine, the options and the notes."""
     machine = describe_machine()
     machine["load_average_at_start"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else []
-    options = {"only": list(args.only), "budget_minutes": args.budget_minutes, "quick": args.quick, "seeds": list(args.seeds)}
+    options = {"only": list(args.only), "budget_minutes": args.budget_minutes, "quick": args.quick, "seeds": list(args.seeds),
+               "without": list(args.without)}
     return Report(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         command=shlex.join(["python", "-m", "bench", *argv]),

@@ -29,8 +29,6 @@ from bench.targets import (
     rate_met,
 )
 
-INTERRUPTED = 130  # the command line's exit status after Ctrl-C or SIGTERM
-
 
 @dataclass(frozen=True)
 class RecipeSetup:
@@ -43,6 +41,36 @@ class RecipeSetup:
     image_size: int = 128
     batch_size: int = 8
     seeds: tuple[int, ...] = (0, 1, 2)
+    without: tuple[str, ...] = ()  # ingredients (INGREDIENTS) to take out, one run each: then only those runs
+
+
+# Issue 38: each ingredient of the CPU recipe and the change that takes it out, the rest of the recipe kept. Width is
+# not something the plain baseline lacks (it trains the same network): its row asks whether a narrower one pays.
+INGREDIENTS = {
+    "crops": "training on whole scenes (crop_size = image_size, cut from the shrunk scenes), still randomly scaled",
+    "scale-range": "no random scaling (scale_range 1-1)",
+    "soft-jaccard": "cross-entropy alone (jaccard_weight 0)",
+    "precise-bn": "the batch norm statistics training kept (no precise pass)",
+    "deadline-schedule": "Adam at a constant rate to the end (lr_schedule constant)",
+    "validation": "validation inside the budget cut to one batch an epoch (val_limit = batch_size)",
+    "width": "the small network at width 0.75",
+}
+
+
+def ingredient_changes(name: str, setup: RecipeSetup) -> dict:
+    """The recipe settings that take ingredient `name` out of the CPU recipe at `setup`'s sizes."""
+    changes = {
+        "crops": {"crop_size": setup.image_size, "full_resolution_crops": False},
+        "scale-range": {"scale_range": (1.0, 1.0)},
+        "soft-jaccard": {"jaccard_weight": 0.0},
+        "precise-bn": {"precise_batch_norm": False},
+        "deadline-schedule": {"lr_schedule": "constant"},
+        "validation": {"val_limit": setup.batch_size},
+        "width": {"width": 0.75},
+    }
+    if name not in changes:
+        raise ValueError(f"unknown ingredient {name!r}; expected one of {', '.join(changes)}")
+    return changes[name]
 
 
 def subset_dataset(root: Path, folder: Path, train_pairs: int, val_pairs: int) -> Path:
@@ -61,13 +89,15 @@ def subset_dataset(root: Path, folder: Path, train_pairs: int, val_pairs: int) -
     return folder
 
 
-def train_command(setup: RecipeSetup, data: Path, out: Path, seed: int) -> list[str]:
-    """The `python -m pspnet_lib` arguments of one seed's run."""
-    return [
-        "train", "--recipe", "cpu", "--data", str(data), "--out", str(out), "--backbone", "small",
-        "--image-size", str(setup.image_size), "--batch-size", str(setup.batch_size),
-        "--max-minutes", f"{setup.budget_minutes:g}", "--seed", str(seed), "--no-tensorboard", "--quiet",
-    ]
+def recipe_config(setup: RecipeSetup, data: Path, out: Path, seed: int, **changes):
+    """The run of one seed: what `python -m pspnet_lib train --recipe cpu --backbone small --image-size 128
+    --batch-size 8 --max-minutes 10 --seed N` configures, with `changes` (an ingredient taken out)."""
+    from pspnet_lib import training
+
+    return training.configure(
+        out, data, "cpu", backbone="small", image_size=setup.image_size, batch_size=setup.batch_size,
+        max_minutes=setup.budget_minutes, seed=seed, tensorboard=False, **changes,
+    )
 
 
 def score(model, data: Path, setup: RecipeSetup) -> dict[str, dict]:
@@ -93,27 +123,29 @@ def final_scores(scores: dict[str, dict], prefix: str = "final") -> dict:
     }
 
 
-def run_seed(setup: RecipeSetup, data: Path, out: Path, seed: int) -> dict:
-    """Train one seed through the command line; its scores, steps, epochs and images/s."""
+def run_seed(setup: RecipeSetup, data: Path, out: Path, seed: int, without: str | None = None) -> dict:
+    """Train one seed of the recipe (or of the recipe `without` one ingredient); its scores, steps, epochs and
+    images/s, and the recipe it trained (config.json's, so rows of different runs pair only on equal recipes)."""
     import keras
 
-    from pspnet_lib.cli import main
+    from pspnet_lib import training
     from pspnet_lib.run_files import read_history
 
+    changes = {} if without is None else ingredient_changes(without, setup)
+    config = recipe_config(setup, data, out, seed, **changes)
     start = time.perf_counter()
-    status = main(train_command(setup, data, out, seed))
+    training.train(config, verbose=2)
     seconds = time.perf_counter() - start
-    if status == INTERRUPTED:
-        raise KeyboardInterrupt(f"train of seed {seed} interrupted")
-    if status != 0:
-        raise RuntimeError(f"train exited with status {status} for seed {seed}")
     steps = int(keras.saving.load_model(out / "model.keras").optimizer.iterations)  # compiled: with its optimizer
     best = final_scores(score(out / "best.keras", data, setup), "best")
+    base = recipe_config(setup, data, out, seed).recipe.as_dict()
     return {
         "seed": seed, **final_scores(score(out / "model.keras", data, setup)),
         "best_miou": best["best_miou"], "best_pixel_accuracy": best["best_pixel_accuracy"], "steps": steps,
         "epochs": len(read_history(out / "history.csv")), "seconds": seconds,
         "images_per_second": steps * setup.batch_size / seconds,
+        "without": without, "changes": {key: list(v) if isinstance(v, tuple) else v for key, v in changes.items()},
+        "recipe": {key: value for key, value in base.items() if key != "seed"},
     }
 
 
@@ -144,6 +176,17 @@ def seed_rows(result: dict, setup: RecipeSetup) -> list[Row]:
             "images/s", f"hand-written small PSPNet: {low}-{high} images/s", f">= {low}",
             rate_met(result["images_per_second"], low)),
     ]
+
+
+def ablation_row(result: dict) -> Row:
+    """The row of one seed of the recipe without one ingredient: its final mIoU (standard labels), no target."""
+    name, seed = result["without"], result["seed"]
+    detail = (
+        f"seed {seed}, {INGREDIENTS[name]}: {result['epochs']} epochs, {result['steps']} steps in "
+        f"{result['seconds']:.0f} s; {result['final_pixel_accuracy']:.3f} pixel acc" + border_aware_note(result)
+    )
+    return Row("recipe", f"recipe without {name} final mIoU, seed {seed}", result["final_miou"], "mIoU", detail,
+               extra=result)
 
 
 def border_aware_note(result: dict) -> str:
@@ -213,8 +256,14 @@ def comparison_row(recipe: list[dict], baseline: list[dict], cpu_flags: list[str
 
 def recipe_rows(setup: RecipeSetup, scratch: Path, cpu_flags: list[str] | None = None):
     """Train every seed of `setup`, the recipe then the plain baseline, and yield the rows as soon as each is
-    scored; finally the comparison row (the CPU's `cpu_flags` recorded in it)."""
+    scored; finally the comparison row (the CPU's `cpu_flags` recorded in it). With `setup.without`, only the
+    recipe without each of those ingredients, seed by seed (`python -m bench.recipe_summary` pairs them)."""
     data = subset_dataset(setup.data, scratch / "pairs", setup.train_pairs, setup.val_pairs)
+    for name in setup.without:
+        for seed in setup.seeds:
+            yield ablation_row(run_seed(setup, data, scratch / f"without-{name}-seed{seed}", seed, without=name))
+    if setup.without:
+        return
     recipe, baseline = [], []
     for seed in setup.seeds:
         recipe.append(run_seed(setup, data, scratch / f"seed{seed}", seed))

@@ -452,21 +452,130 @@ def test_rows_finished_after_a_stop_request_are_dropped(tmp_path, monkeypatch):
     assert [row.name for row in load_report(tmp_path / "run.json").rows] == ["before"]
 
 
-def test_recipe_section_links_the_first_pairs_and_trains_through_the_command_line(synthetic_pairs, tmp_path):
-    from bench.recipe import RecipeSetup, seed_rows, subset_dataset, train_command
+def test_recipe_section_links_the_first_pairs_and_trains_what_the_documented_command_line_configures(
+    synthetic_pairs, tmp_path, monkeypatch
+):
+    from bench.recipe import RecipeSetup, recipe_config, seed_rows, subset_dataset
+    from pspnet_lib.cli import build_parser
+    from pspnet_lib.cli.train import recipe_changes
     from pspnet_lib.data import list_pairs
+    from pspnet_lib.training import configure
 
     subset = subset_dataset(synthetic_pairs, tmp_path / "pairs", train_pairs=5, val_pairs=2)
     assert [p.name for p in list_pairs(subset / "train")] == [f"{i}.jpg" for i in range(1, 6)]
     assert [p.name for p in list_pairs(subset / "val")] == ["1.jpg", "2.jpg"]
     setup = RecipeSetup(synthetic_pairs, budget_minutes=10)
-    command = train_command(setup, subset, tmp_path / "run", seed=2)
-    assert command[:3] == ["train", "--recipe", "cpu"] and command[-4:-2] == ["--seed", "2"]
-    assert command[command.index("--max-minutes") + 1] == "10"
+    monkeypatch.delenv("PSPNET_FAST", raising=False)  # the bench measures the default mode
+    documented = build_parser().parse_args(
+        ["train", "--recipe", "cpu", "--data", str(subset), "--out", str(tmp_path / "run"), "--backbone", "small",
+         "--image-size", "128", "--batch-size", "8", "--max-minutes", "10", "--seed", "2", "--no-tensorboard"])
+    cli_recipe = configure(documented.out, documented.data, documented.recipe, **recipe_changes(documented)).recipe
+    assert recipe_config(setup, subset, tmp_path / "run", seed=2).recipe == cli_recipe
+    assert cli_recipe.name == "cpu" and cli_recipe.max_minutes == 10 and cli_recipe.seed == 2
     result = {"seed": 2, "final_miou": 0.26, "final_pixel_accuracy": 0.77, "best_miou": 0.27,
               "best_pixel_accuracy": 0.8, "steps": 100, "epochs": 3, "seconds": 40.0, "images_per_second": 20.0}
     rows = seed_rows(result, setup)
     assert [row.met for row in rows] == [True, False, True]  # mIoU >= 0.25, pixel accuracy < 0.78, >= 18 img/s
+
+
+def test_each_ingredient_taken_out_changes_the_recipe_in_those_settings_only(synthetic_pairs, tmp_path):
+    import dataclasses
+
+    from bench.recipe import INGREDIENTS, RecipeSetup, ingredient_changes, recipe_config
+
+    setup = RecipeSetup(synthetic_pairs)
+    base = recipe_config(setup, synthetic_pairs, tmp_path / "run", 0).recipe
+    for name in INGREDIENTS:
+        changes = ingredient_changes(name, setup)
+        ablated = recipe_config(setup, synthetic_pairs, tmp_path / "run", 0, **changes).recipe
+        differing = {item.name for item in dataclasses.fields(base) if getattr(base, item.name) != getattr(ablated, item.name)}
+        spec_changes = {key for key in changes if not hasattr(base, key)}
+        assert differing == set(changes) - spec_changes | ({"spec"} if spec_changes else set()), name
+    assert ingredient_changes("crops", setup)["crop_size"] == setup.image_size  # whole scenes
+    with pytest.raises(ValueError, match="unknown ingredient 'dropout'; expected one of crops"):
+        ingredient_changes("dropout", setup)
+
+
+def test_without_takes_ingredient_names_or_all():
+    from bench.recipe import INGREDIENTS
+
+    parser = cli.build_parser()
+    assert parser.parse_args(["--without", "crops,width"]).without == ("crops", "width")
+    assert parser.parse_args(["--without", "all"]).without == tuple(INGREDIENTS)
+    assert parser.parse_args([]).without == ()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--without", "crops,dropout"])
+
+
+def recipe_results_file(path: Path, systems: dict[str, list[float]], cpu_model: str = "AMD EPYC", quick=False) -> Path:
+    """A results file of the recipe section: each system's final mIoU for seeds 0, 1, ... (system: "recipe",
+    "plain baseline" or an ingredient's name)."""
+    names = {"recipe": "final model mIoU, seed {}", "plain baseline": "plain baseline final mIoU, seed {}"}
+    rows = [
+        {"section": "recipe", "name": names.get(system, f"recipe without {system} final mIoU, seed {{}}").format(seed),
+         "value": miou, "unit": "mIoU", "extra": {"seed": seed, "final_miou": miou, "final_miou_border_aware": miou + 0.02,
+                                                  "final_pixel_accuracy": 0.8}}
+        for system, values in systems.items() for seed, miou in enumerate(values)
+    ]
+    report = {"machine": {"cpu_model": cpu_model, "cpu_flags": ["avx2"], "usable_cores": 2},
+              "options": {"budget_minutes": None, "quick": quick}, "rows": rows}
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_recipe_summary_pairs_seeds_across_files_and_keeps_an_ingredient_only_when_it_beats_the_seed_noise(tmp_path):
+    from bench import recipe_summary
+
+    first = recipe_results_file(tmp_path / "a.json", {"recipe": [0.30, 0.32, 0.34], "plain baseline": [0.2, 0.2, 0.2]})
+    second = recipe_results_file(tmp_path / "b.json", {"crops": [0.25, 0.27, 0.29], "width": [0.30, 0.31, 0.35],
+                                                       "soft-jaccard": [0.2]})
+    summary = recipe_summary.summarize(recipe_summary.load_runs([first, second]))
+    assert summary["recipe"]["sd"] == pytest.approx(0.02) and summary["ratio"] == pytest.approx(1.6)
+    crops, width = summary["ingredients"]["crops"], summary["ingredients"]["width"]
+    assert crops["buys"] == pytest.approx([0.05] * 3) and crops["verdict"] == "pays"
+    assert width["mean_buys"] == pytest.approx(0.0) and width["verdict"] == "does not pay"
+    assert summary["ingredients"]["soft-jaccard"]["verdict"] == "too few seeds"
+    table = recipe_summary.markdown(summary)
+    assert "| without crops: " in table and "+5.0 / +5.0 / +5.0; +5.0 | pays |" in table and "**1.60x**" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{recipe_summary.BEGIN}\nold table\n{recipe_summary.END}\nafter\n")
+    recipe_summary.write_into_readme(table, readme)
+    assert readme.read_text() == f"intro\n{recipe_summary.BEGIN}\n{table}\n{recipe_summary.END}\nafter\n"
+
+
+def test_the_shipped_cpu_recipe_results_and_the_readme_table_are_what_their_bench_files_give():
+    from bench import recipe_summary
+    from pspnet_lib import reference
+
+    shipped = reference.load("cpu_recipe")
+    files = [PROJECT_ROOT / "bench" / "results" / name for name in shipped["files"]]
+    summary = recipe_summary.summarize(recipe_summary.load_runs(files))
+    assert {key: shipped[key] for key in summary} == json.loads(json.dumps(summary))
+    assert shipped["command"] == "python -m bench.recipe_summary --write " + " ".join(
+        f"bench/results/{name}" for name in shipped["files"])
+    readme = (PROJECT_ROOT / "bench" / "README.md").read_text()
+    assert readme.split(recipe_summary.BEGIN)[1].split(recipe_summary.END)[0].strip() == recipe_summary.markdown(summary)
+
+
+def test_recipe_summary_refuses_files_it_cannot_pair(tmp_path, capsys):
+    from bench import recipe_summary
+
+    ours = recipe_results_file(tmp_path / "a.json", {"recipe": [0.3]})
+    other = recipe_results_file(tmp_path / "b.json", {"crops": [0.3]}, cpu_model="Intel Xeon")
+    quick = recipe_results_file(tmp_path / "q.json", {"recipe": [0.3]}, quick=True)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({**json.loads(ours.read_text()), "rows": [
+        {"section": "recipe", "name": "final model mIoU, seed 0", "extra": {"seed": 0, "final_miou": 0.3}}]}))
+    for files, message in (([ours, other], "b.json: another machine"), ([quick], "q.json: a --quick run"),
+                           ([old], "old.json: scored before the standard labels"),
+                           ([tmp_path / "missing.json"], "missing.json: not a readable bench results file")):
+        assert recipe_summary.main([str(f) for f in files]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("error: ") and message in error and "Traceback" not in error
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="no <!-- recipe-summary: begin -->"):
+        recipe_summary.write_into_readme("table", readme)
 
 
 def test_comparison_row_gives_the_ratio_of_means_with_the_seed_spread():
@@ -519,6 +628,23 @@ def test_recipe_section_trains_recipe_and_plain_baseline_for_every_seed_and_comp
     assert "ratio_sd" in comparison and "ratio_range" in comparison
     assert comparison["recipe"]["sd_miou"] is not None and comparison["baseline"]["sd_miou"] is not None
     json.dumps([row.extra for row in rows])  # JSON-ready
+
+
+@pytest.mark.slow
+def test_recipe_section_without_an_ingredient_trains_only_the_recipe_without_it(synthetic_pairs, tmp_path):
+    from bench.recipe import RecipeSetup, recipe_rows
+
+    setup = RecipeSetup(synthetic_pairs, budget_minutes=0.02, train_pairs=8, val_pairs=4, image_size=64,
+                        batch_size=4, seeds=(1,), without=("deadline-schedule",))
+    rows = list(recipe_rows(setup, tmp_path))
+    assert [row.name for row in rows] == ["recipe without deadline-schedule final mIoU, seed 1"]
+    result = rows[0].extra
+    assert result["without"] == "deadline-schedule" and result["changes"] == {"lr_schedule": "constant"}
+    assert result["recipe"]["lr_schedule"] == "poly" and result["recipe"]["name"] == "cpu"  # taken out of the recipe
+    saved = json.loads((tmp_path / "without-deadline-schedule-seed1" / "config.json").read_text())["recipe"]
+    assert saved["lr_schedule"] == "constant" and saved["seed"] == 1
+    assert 0 <= result["final_miou"] <= 1 and "final_miou_border_aware" in result
+    json.dumps(result)
 
 
 @pytest.mark.slow

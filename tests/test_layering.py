@@ -20,6 +20,7 @@ RANKS = {
     "config": 0,
     "keras_registry": 0,  # standard library only: makes saved models loadable, lazily
     "run_files": 0,  # run-folder files: standard library only
+    "reference": 0,  # results measured on the real pairs, shipped as JSON: standard library only
     "__init__": 1,
     "data": 1,
     "layers": 1,
@@ -51,10 +52,11 @@ BENCH_RANKS = {
     "learning": 1,
     "recipe": 1,
     "cli": 2,
+    "recipe_summary": 2,
     "__main__": 3,
 }
 # Modules that must not load TensorFlow (plotting a history, the teaching diagrams, the run-folder files).
-TENSORFLOW_FREE_MODULES = ["pspnet_lib", "pspnet_lib.config", "pspnet_lib.run_files", "pspnet_lib.viz", "pspnet_lib.diagrams"]
+TENSORFLOW_FREE_MODULES = ["pspnet_lib", "pspnet_lib.config", "pspnet_lib.run_files", "pspnet_lib.reference", "pspnet_lib.viz", "pspnet_lib.diagrams"]
 SERVER_MODULES = ["pspnet_lib.data", "pspnet_lib.models", "pspnet_lib.training", "pspnet_lib.cli", "pspnet_lib.inference"]
 DISPLAY_PACKAGES = ["ipywidgets", "IPython", "matplotlib", "jupyter_client", "ipykernel"]
 

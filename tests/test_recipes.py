@@ -276,6 +276,22 @@ def test_a_budgeted_run_anneals_records_its_minutes_and_resumes_its_schedule(syn
     assert 0 <= final_rate < 0.5 * config.recipe.lr  # annealed (to 0 at the deadline itself)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("max_minutes", [0.1, None])
+def test_a_constant_schedule_keeps_the_initial_rate_with_or_without_a_budget(synthetic_pairs, tmp_path, monkeypatch,
+                                                                              max_minutes):
+    clock = FakeClock()  # 1 s per step and per validation: 3 s per epoch, so the 6 s budget holds two epochs
+    monkeypatch.setattr(callbacks_module.time, "monotonic", clock)
+    config = training.configure(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=32, batch_size=4,
+                                max_minutes=max_minutes, epochs=2, lr_schedule="constant", tensorboard=False,
+                                precise_batch_norm=False)
+    rates = LearningRates()
+    result = training.train(config, [Tick(clock, 1.0), SlowValidation(clock, 1.0), rates], verbose=0)
+    assert len(read_history(tmp_path / "run" / "history.csv")) == 2
+    assert rates.rates == pytest.approx([config.recipe.lr] * 4)  # 2 epochs of 2 steps, none annealed
+    assert float(keras.ops.convert_to_numpy(result.model.optimizer.learning_rate)) == pytest.approx(config.recipe.lr)
+
+
 def test_training_batches_are_crops_and_validation_batches_whole_scenes(synthetic_pairs, tmp_path):
     config = training.configure(out=str(tmp_path / "run"), data=str(synthetic_pairs), image_size=64,
                                   crop_size=48, batch_size=2)

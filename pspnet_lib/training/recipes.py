@@ -29,6 +29,7 @@ MIN_IMAGE_SIZE = models.MIN_INPUT_SIZE  # the smallest crop every backbone maps 
 MAX_IMAGE_SIZE = 2048  # the real pairs' photos are 256 x 256; larger sizes are a typo, not a plan
 WEIGHTS = (None, "imagenet")
 DEFAULT_EPOCHS = 10
+LR_SCHEDULES = ("poly", "constant")
 UNTIL_THE_BUDGET = 100_000  # epochs of a run with a time budget and no epoch count: the budget ends it
 # The network settings a recipe's changes may name directly (the command line's --network and --backbone).
 SPEC_SHORTHANDS = {"network": models.NETWORKS, "backbone": tuple(models.BACKBONES)}
@@ -132,6 +133,10 @@ class Recipe:
     max_minutes: float | None = setting(
         None, "time budget: training and validation end by then, and the learning rate decays (poly) to 0 at it",
         check=time_budget, resumable=True,
+    )
+    lr_schedule: str = setting(
+        "poly", "poly: the learning rate falls to 0 at the last epoch or at max_minutes, whichever comes first (the "
+        "paper's); constant: the initial rate throughout", choices=LR_SCHEDULES,
     )
     seed: int = setting(0, "seed of the weights, the shuffling and the augmentation")
     # --- the validation ---

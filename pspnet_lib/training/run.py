@@ -100,12 +100,13 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
     train_data, val_data = load_datasets(config, root)
     train_batches = count_batches(train_data)
     total_steps = train_batches * recipe.epochs
+    decay = recipe.lr_schedule == "poly"
     with strategy.scope():
         model = build_model(config, imagenet_source, strategy.num_replicas_in_sync)
         optimizer = build_optimizer(
             recipe.optimizer, recipe.lr,
             # With a time budget the TimeBudget callback sets the (poly) learning rate before every step.
-            None if recipe.max_minutes is not None else total_steps,
+            total_steps if decay and recipe.max_minutes is None else None,
             new_layer_variables=models.new_layer_variables(model),
             head_lr_multiplier=recipe.head_lr_multiplier,
         )
@@ -120,7 +121,7 @@ def _fit(config: TrainConfig, root: Path, imagenet_source, plan, strategy, callb
     # The clock of every run (train_minutes in history.csv); with max_minutes also its deadline and the lr schedule.
     budget = TimeBudget(
         recipe.max_minutes, write_dir / "history.csv",
-        recipe.lr if recipe.max_minutes is not None else None, total_steps,
+        recipe.lr if decay and recipe.max_minutes is not None else None, total_steps,
         final_pass_share=final_pass_share,
     )
     run_list = run_callbacks(write_dir, monitor_name(model), config.tensorboard)
