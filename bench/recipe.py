@@ -16,6 +16,7 @@ import os
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,33 +45,37 @@ class RecipeSetup:
     without: tuple[str, ...] = ()  # ingredients (INGREDIENTS) to take out, one run each: then only those runs
 
 
-# Issue 38: each ingredient of the CPU recipe and the change that takes it out, the rest of the recipe kept. Width is
-# not something the plain baseline lacks (it trains the same network): its row asks whether a narrower one pays.
+@dataclass(frozen=True)
+class Ingredient:
+    """One ingredient of the CPU recipe (issue 38): what the recipe is without it, and the settings that take it out
+    at a setup's sizes (the rest of the recipe kept)."""
+
+    without: str
+    changes: Callable[[RecipeSetup], dict]
+
+
+# Width is not something the plain baseline lacks (it trains the same network): its row asks whether a narrower
+# network pays. Validation cannot go whole (the precise pass and the best checkpoint follow one): it is cut to a batch.
 INGREDIENTS = {
-    "crops": "training on whole scenes (crop_size = image_size, cut from the shrunk scenes), still randomly scaled",
-    "scale-range": "no random scaling (scale_range 1-1)",
-    "soft-jaccard": "cross-entropy alone (jaccard_weight 0)",
-    "precise-bn": "the batch norm statistics training kept (no precise pass)",
-    "deadline-schedule": "Adam at a constant rate to the end (lr_schedule constant)",
-    "validation": "validation inside the budget cut to one batch an epoch (val_limit = batch_size)",
-    "width": "the small network at width 0.75",
+    "crops": Ingredient("training on whole scenes (crop_size = image_size, cut from the shrunk scenes), still randomly "
+                        "scaled", lambda setup: {"crop_size": setup.image_size, "full_resolution_crops": False}),
+    "scale-range": Ingredient("no random scaling (scale_range 1-1)", lambda setup: {"scale_range": (1.0, 1.0)}),
+    "soft-jaccard": Ingredient("cross-entropy alone (jaccard_weight 0)", lambda setup: {"jaccard_weight": 0.0}),
+    "precise-bn": Ingredient("the batch norm statistics training kept (no precise pass)",
+                             lambda setup: {"precise_batch_norm": False}),
+    "deadline-schedule": Ingredient("Adam at a constant rate to the end (lr_schedule constant)",
+                                    lambda setup: {"lr_schedule": "constant"}),
+    "validation": Ingredient("validation inside the budget cut to one batch an epoch (val_limit = batch_size)",
+                             lambda setup: {"val_limit": setup.batch_size}),
+    "width": Ingredient("the small network at width 0.75", lambda setup: {"width": 0.75}),
 }
 
 
 def ingredient_changes(name: str, setup: RecipeSetup) -> dict:
     """The recipe settings that take ingredient `name` out of the CPU recipe at `setup`'s sizes."""
-    changes = {
-        "crops": {"crop_size": setup.image_size, "full_resolution_crops": False},
-        "scale-range": {"scale_range": (1.0, 1.0)},
-        "soft-jaccard": {"jaccard_weight": 0.0},
-        "precise-bn": {"precise_batch_norm": False},
-        "deadline-schedule": {"lr_schedule": "constant"},
-        "validation": {"val_limit": setup.batch_size},
-        "width": {"width": 0.75},
-    }
-    if name not in changes:
-        raise ValueError(f"unknown ingredient {name!r}; expected one of {', '.join(changes)}")
-    return changes[name]
+    if name not in INGREDIENTS:
+        raise ValueError(f"unknown ingredient {name!r}; expected one of {', '.join(INGREDIENTS)}")
+    return INGREDIENTS[name].changes(setup)
 
 
 def subset_dataset(root: Path, folder: Path, train_pairs: int, val_pairs: int) -> Path:
@@ -125,7 +130,7 @@ def final_scores(scores: dict[str, dict], prefix: str = "final") -> dict:
 
 def run_seed(setup: RecipeSetup, data: Path, out: Path, seed: int, without: str | None = None) -> dict:
     """Train one seed of the recipe (or of the recipe `without` one ingredient); its scores, steps, epochs and
-    images/s, and the recipe it trained (config.json's, so rows of different runs pair only on equal recipes)."""
+    images/s, and the recipe an ingredient is taken out of (rows of different runs pair only on equal recipes)."""
     import keras
 
     from pspnet_lib import training
@@ -182,7 +187,7 @@ def ablation_row(result: dict) -> Row:
     """The row of one seed of the recipe without one ingredient: its final mIoU (standard labels), no target."""
     name, seed = result["without"], result["seed"]
     detail = (
-        f"seed {seed}, {INGREDIENTS[name]}: {result['epochs']} epochs, {result['steps']} steps in "
+        f"seed {seed}, {INGREDIENTS[name].without}: {result['epochs']} epochs, {result['steps']} steps in "
         f"{result['seconds']:.0f} s; {result['final_pixel_accuracy']:.3f} pixel acc" + border_aware_note(result)
     )
     return Row("recipe", f"recipe without {name} final mIoU, seed {seed}", result["final_miou"], "mIoU", detail,

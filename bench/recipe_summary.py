@@ -152,7 +152,7 @@ def markdown(summary: dict) -> str:
                      f"| {mean_sd(part)} | | |")
     for name, part in summary["ingredients"].items():
         lines.append(
-            f"| without {name}: {INGREDIENTS[name]} | {', '.join(map(str, part['seeds']))} | "
+            f"| without {name}: {INGREDIENTS[name].without} | {', '.join(map(str, part['seeds']))} | "
             f"{' / '.join(points(v) for v in part['miou'])} | | {' / '.join(points(v, True) for v in part['buys'])}; "
             f"{points(part['mean_buys'], True)} | {part['verdict']} |"
         )

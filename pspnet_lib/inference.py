@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pspnet_lib import models
+from pspnet_lib import models, reference
 from pspnet_lib.data import IGNORE_LABEL, NUM_CLASSES, PALETTE, DataError
 
 # Re-exported for notebooks and the CLI: photos are read in `data.photos`, overlay colours live in `data.palette`.
@@ -248,9 +248,13 @@ def evaluate_split(
     return evaluate(model, dataset, labels=labels, **options)
 
 
-def load_model(path: Path) -> keras.Model:
-    """A saved .keras model (without its training setup); DataError when the file is missing or unreadable."""
-    path = Path(path)
+def load_model(path: str | Path) -> keras.Model:
+    """A saved .keras model (without its training setup), or the model the library ships under that name (its
+    SHA-256 checked: `reference.resolve_model`); DataError when the file is missing or unreadable."""
+    try:
+        path = reference.resolve_model(path)
+    except ValueError as error:
+        raise DataError(str(error)) from None
     if not path.is_file():
         raise DataError(f"model file {path} does not exist (expected a .keras file written by training)")
     if not zipfile.is_zipfile(path):

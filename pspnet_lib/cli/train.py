@@ -2,9 +2,9 @@
 
     python -m pspnet_lib train --data DIR --out RUN_DIR [--recipe paper|cpu] [--network pspnet|fcn|article]
                                [--backbone NAME] [--weights imagenet] ...  (one flag per recipe setting)
-    python -m pspnet_lib evaluate (--run RUN_DIR | --model FILE) --data DIR [--split val] [--limit N] [--json]
+    python -m pspnet_lib evaluate (--run RUN_DIR | --model FILE|NAME) --data DIR [--split val] [--limit N] [--json]
                                   [--labels standard|border-aware]
-    python -m pspnet_lib predict --model FILE IMAGE... --out DIR [--pairs | --photos]
+    python -m pspnet_lib predict --model FILE|NAME IMAGE... --out DIR [--pairs | --photos]
 
 Bad input (a wrong --data, a missing run, an unreadable image) ends with one line on stderr and exit status 1.
 """
@@ -176,7 +176,7 @@ def add_evaluate_parser(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="mIoU, pixel accuracy and per-class IoU of a trained model")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="run folder written by `train` (uses its model.keras)")
-    source.add_argument("--model", help="a .keras model file")
+    source.add_argument("--model", help="a .keras model file, or the name of a model the library ships")
     parser.add_argument("--data", help="dataset root (default: the run's data, else default_dataset())")
     parser.add_argument("--split", choices=("train", "val"), default="val")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
@@ -258,7 +258,9 @@ def format_scores(summary: dict) -> str:
 def add_predict_parser(subparsers) -> None:
     """The `predict` command's arguments."""
     parser = subparsers.add_parser("predict", help="write colour overlays of a model's predictions")
-    parser.add_argument("--model", required=True, help="a .keras model file, or a finished run folder")
+    parser.add_argument(
+        "--model", required=True, help="a .keras model file, a finished run folder, or the name of a model the library ships"
+    )
     parser.add_argument(
         "images", nargs="+", metavar="IMAGE",
         help="photos, or Kaggle pairs (photo left, colour labels right: only the photo is used)",
@@ -311,8 +313,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def model_file(model: str) -> Path:
-    """The .keras file `--model` names; a finished run folder stands for its model.keras (ValueError when unfinished)."""
-    path = Path(model)
+    """The .keras file `--model` names: a file, a shipped model's name (its SHA-256 checked), or a finished run
+    folder for its model.keras (ValueError when unfinished or damaged)."""
+    from pspnet_lib import reference
+
+    path = reference.resolve_model(model)
     if not path.is_dir():
         return path
     if (path / "model.keras").is_file():
