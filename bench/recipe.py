@@ -137,20 +137,20 @@ def run_seed(setup: RecipeSetup, data: Path, out: Path, seed: int, without: str 
     from pspnet_lib.run_files import read_history
 
     changes = {} if without is None else ingredient_changes(without, setup)
-    config = recipe_config(setup, data, out, seed, **changes)
+    base = recipe_config(setup, data, out, seed)
+    config = recipe_config(setup, data, out, seed, **changes) if changes else base
     start = time.perf_counter()
     training.train(config, verbose=2)
     seconds = time.perf_counter() - start
     steps = int(keras.saving.load_model(out / "model.keras").optimizer.iterations)  # compiled: with its optimizer
     best = final_scores(score(out / "best.keras", data, setup), "best")
-    base = recipe_config(setup, data, out, seed).recipe.as_dict()
     return {
         "seed": seed, **final_scores(score(out / "model.keras", data, setup)),
         "best_miou": best["best_miou"], "best_pixel_accuracy": best["best_pixel_accuracy"], "steps": steps,
         "epochs": len(read_history(out / "history.csv")), "seconds": seconds,
         "images_per_second": steps * setup.batch_size / seconds,
-        "without": without, "changes": {key: list(v) if isinstance(v, tuple) else v for key, v in changes.items()},
-        "recipe": {key: value for key, value in base.items() if key != "seed"},
+        "without": without, "changes": changes,
+        "recipe": {key: value for key, value in base.recipe.as_dict().items() if key != "seed"},
     }
 
 

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from bench.recipe import INGREDIENTS, RecipeSetup
+from bench.recipe import INGREDIENTS, RecipeSetup, spread
 
 BENCH_DIR = Path(__file__).resolve().parent
 README = BENCH_DIR / "README.md"
@@ -101,11 +101,6 @@ def check_same_recipe(runs: Runs) -> None:
                                  "between runs: re-run its seeds, or name only files of one recipe)")
 
 
-def spread(values: list[float]) -> float | None:
-    """Sample sd (None with fewer than two values)."""
-    return statistics.stdev(values) if len(values) > 1 else None
-
-
 def summarize(runs: Runs) -> dict:
     """Means and sds over seeds; the recipe / baseline ratio; per ingredient the paired mIoU it buys and a verdict."""
     def system(name: str) -> dict:
@@ -129,8 +124,10 @@ def summarize(runs: Runs) -> dict:
         buys = [runs.results[RECIPE][seed]["final_miou"] - ablated[seed]["final_miou"] for seed in paired]
         mean_buys = statistics.fmean(buys)
         verdict = "too few seeds" if noise is None or len(paired) < 2 else ("pays" if mean_buys > noise else "does not pay")
-        summary["ingredients"][name] = {"seeds": paired, "miou": [ablated[seed]["final_miou"] for seed in paired], "buys": buys, "mean_buys": mean_buys, "sd_buys": spread(buys),
-                                        "verdict": verdict}
+        summary["ingredients"][name] = {
+            "seeds": paired, "miou": [ablated[seed]["final_miou"] for seed in paired], "buys": buys,
+            "mean_buys": mean_buys, "sd_buys": spread(buys), "verdict": verdict,
+        }
     return summary
 
 

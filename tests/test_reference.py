@@ -31,7 +31,6 @@ def shipped(tiny_model_file, tmp_path, monkeypatch) -> Path:
     entry = {"file": shipped_file.name, "sha256": reference.sha256_of(shipped_file), "image_size": 64}
     (folder / "models.json").write_text(json.dumps({"tiny-city": entry}))
     monkeypatch.setattr(reference, "FOLDER", folder)
-    monkeypatch.setattr(reference, "MODELS", folder / "models.json")
     return shipped_file
 
 
@@ -67,6 +66,6 @@ def test_a_damaged_shipped_model_is_one_clear_line_naming_its_hash(shipped, synt
 
 
 def test_without_a_shipped_model_the_library_ships_none_and_names_are_paths(tmp_path, monkeypatch):
-    monkeypatch.setattr(reference, "MODELS", tmp_path / "models.json")
+    monkeypatch.setattr(reference, "FOLDER", tmp_path)  # no models.json there
     assert reference.shipped_models() == {}
     assert reference.resolve_model("pspnet-small-cityscapes") == Path("pspnet-small-cityscapes")

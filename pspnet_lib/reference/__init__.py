@@ -13,12 +13,12 @@ import json
 from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parent
-MODELS = FOLDER / "models.json"  # the shipped models: name -> {"file": ..., "sha256": ..., "image_size": ..., ...}
+MODELS = "models.json"  # in FOLDER: the shipped models, name -> {"file": ..., "sha256": ..., "image_size": ..., ...}
 
 
 def names() -> list[str]:
     """The reference results shipped with the library."""
-    return sorted(path.stem for path in FOLDER.glob("*.json") if path != MODELS)
+    return sorted(path.stem for path in FOLDER.glob("*.json") if path.name != MODELS)
 
 
 def load(name: str) -> dict:
@@ -34,7 +34,8 @@ def load(name: str) -> dict:
 
 def shipped_models() -> dict[str, dict]:
     """The trained models the library ships, by name (empty when it ships none)."""
-    return json.loads(MODELS.read_text()) if MODELS.is_file() else {}
+    path = FOLDER / MODELS
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def sha256_of(path: Path) -> str:
