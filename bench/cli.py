@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--without", type=ingredient_list, default=(), metavar="NAME[,NAME]",
-        help="recipe section: train only the recipe without each of these ingredients, for every seed (all: every "
-        "one; see bench/recipe.py's INGREDIENTS), to pair with the recipe's own seeds (python -m bench.recipe_summary)",
+        help="recipe section: for every seed, the recipe itself (a control) and then the recipe without each of these "
+        "ingredients, no baseline (all: every one; see bench/recipe.py's INGREDIENTS); python -m bench.recipe_summary "
+        "pairs each with the control of its sitting",
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny sizes and steps: a smoke check, not a measurement"

@@ -105,27 +105,44 @@ def recipe_config(setup: RecipeSetup, data: Path, out: Path, seed: int, **change
     )
 
 
-def score(model, data: Path, setup: RecipeSetup) -> dict[str, dict]:
-    """Scores (mIoU, pixel accuracy, ...) of a model or saved model file on the subset's val pairs at the training
-    size, by label decoding: the evaluation default (standard, what every comparison uses) and border-aware."""
+def score(model, data: Path, setup: RecipeSetup) -> dict:
+    """Scores of a model or saved model file on the subset's val pairs at the training size, by label decoding: the
+    evaluation default (standard, what every comparison uses) and border-aware (`metrics.SegmentationScores`)."""
     from pspnet_lib import inference
     from pspnet_lib.data.palette import LABEL_DECODINGS
 
     model = inference.load_model(model) if isinstance(model, Path) else model
     return {
-        labels: inference.evaluate_split(model, data, "val", image_size=setup.image_size, batch_size=16, labels=labels).as_dict()
+        labels: inference.evaluate_split(model, data, "val", image_size=setup.image_size, batch_size=16, labels=labels)
         for labels in LABEL_DECODINGS
     }
 
 
-def final_scores(scores: dict[str, dict], prefix: str = "final") -> dict:
-    """The flat result keys of `score`'s answer: `final_miou` (EVALUATION_LABELS), `final_miou_border_aware`, ..."""
+def final_scores(scores: dict, prefix: str = "final") -> dict:
+    """The flat result keys of `score`'s answer: `final_miou` (EVALUATION_LABELS), `final_miou_border_aware`, ...,
+    and for the final model the standard labels' per-class IoU (by class name) and confusion counts (rows: truth)."""
     from pspnet_lib.data.palette import EVALUATION_LABELS
 
-    return {
-        f"{prefix}_{name}{'' if labels == EVALUATION_LABELS else '_' + labels.replace('-', '_')}": scores[labels][name]
+    flat = {
+        f"{prefix}_{name}{'' if labels == EVALUATION_LABELS else '_' + labels.replace('-', '_')}": getattr(scores[labels], name)
         for labels in scores for name in ("miou", "pixel_accuracy")
     }
+    if prefix == "final":
+        standard = scores[EVALUATION_LABELS]
+        flat |= {"final_per_class_iou": standard.as_dict()["per_class_iou"],
+                 "final_confusion": standard.confusion.astype(int).tolist()}
+    return flat
+
+
+# The columns of a run's history.csv a results file keeps: the learning curve notebook 06 shows beside its own.
+CURVE_COLUMNS = ("epoch", "train_minutes", "loss", "logits_miou", "val_loss", "val_logits_miou",
+                 "val_logits_pixel_accuracy")
+
+
+def learning_curve(history: list[dict]) -> list[dict]:
+    """`history` (run_files.read_history's rows) cut to CURVE_COLUMNS, values rounded to 5 significant digits."""
+    return [{key: row[key] if key == "epoch" else float(f"{row[key]:.5g}") for key in CURVE_COLUMNS if key in row}
+            for row in history]
 
 
 def run_seed(setup: RecipeSetup, data: Path, out: Path, seed: int, without: str | None = None) -> dict:
@@ -144,13 +161,14 @@ def run_seed(setup: RecipeSetup, data: Path, out: Path, seed: int, without: str 
     seconds = time.perf_counter() - start
     steps = int(keras.saving.load_model(out / "model.keras").optimizer.iterations)  # compiled: with its optimizer
     best = final_scores(score(out / "best.keras", data, setup), "best")
+    history = read_history(out / "history.csv")
     return {
         "seed": seed, **final_scores(score(out / "model.keras", data, setup)),
         "best_miou": best["best_miou"], "best_pixel_accuracy": best["best_pixel_accuracy"], "steps": steps,
-        "epochs": len(read_history(out / "history.csv")), "seconds": seconds,
-        "images_per_second": steps * setup.batch_size / seconds,
+        "epochs": len(history), "seconds": seconds, "images_per_second": steps * setup.batch_size / seconds,
         "without": without, "changes": changes,
         "recipe": {key: value for key, value in base.recipe.as_dict().items() if key != "seed"},
+        "curve": learning_curve(history),
     }
 
 
@@ -261,13 +279,15 @@ def comparison_row(recipe: list[dict], baseline: list[dict], cpu_flags: list[str
 
 def recipe_rows(setup: RecipeSetup, scratch: Path, cpu_flags: list[str] | None = None):
     """Train every seed of `setup`, the recipe then the plain baseline, and yield the rows as soon as each is
-    scored; finally the comparison row (the CPU's `cpu_flags` recorded in it). With `setup.without`, only the
-    recipe without each of those ingredients, seed by seed (`python -m bench.recipe_summary` pairs them)."""
+    scored; finally the comparison row (the CPU's `cpu_flags` recorded in it). With `setup.without`, seed by seed the
+    recipe itself (a control, marked `control`) and then the recipe without each of those ingredients: the machine's
+    speed drifts between sittings, so `python -m bench.recipe_summary` pairs each with the control of its sitting."""
     data = subset_dataset(setup.data, scratch / "pairs", setup.train_pairs, setup.val_pairs)
-    for name in setup.without:
-        for seed in setup.seeds:
-            yield ablation_row(run_seed(setup, data, scratch / f"without-{name}-seed{seed}", seed, without=name))
     if setup.without:
+        for seed in setup.seeds:  # the recipe itself first: its control, trained at this sitting's machine speed
+            yield from seed_rows(run_seed(setup, data, scratch / f"control-seed{seed}", seed) | {"control": True}, setup)
+            for name in setup.without:
+                yield ablation_row(run_seed(setup, data, scratch / f"without-{name}-seed{seed}", seed, without=name))
         return
     recipe, baseline = [], []
     for seed in setup.seeds:

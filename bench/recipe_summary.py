@@ -6,7 +6,7 @@ wins. The recipe's seed noise is the sample sd of its final mIoU over seeds; an 
 costs more mIoU, averaged over the seeds both ran, than that noise. Prints the Markdown table; `--write` also puts it
 into bench/README.md between its `recipe-summary` markers and the summary into the library's reference results
 (`pspnet_lib/reference/cpu_recipe.json`, which notebook 06 and the README quote). Every figure is standard-label
-mIoU (the bench's scorer).
+mIoU (the bench's scorer) but one column, the mean on border-aware labels for comparison.
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ SEED_ROW = re.compile(r"^(final model|plain baseline final|recipe without (?P<wi
 
 @dataclass
 class Runs:
-    """Final-model results by system ("recipe", "plain baseline", "without <ingredient>") and seed."""
+    """Final-model results by system ("recipe", "plain baseline", "without <ingredient>") and seed, the file each came
+    from, and the recipe's control runs by file (trained in the same sitting as that file's ablations)."""
 
     machine: dict
     budget_minutes: float | None
     files: list[str] = field(default_factory=list)
     results: dict[str, dict[int, dict]] = field(default_factory=dict)
+    sources: dict[str, dict[int, str]] = field(default_factory=dict)
+    controls: dict[str, dict[int, dict]] = field(default_factory=dict)
 
 
 def system_of(row: dict) -> str | None:
@@ -79,7 +82,12 @@ def load_runs(paths: list[Path]) -> Runs:
             if system is not None and row.get("extra"):
                 if "final_miou_border_aware" not in row["extra"]:  # its final_miou is the border-aware score
                     raise ValueError(f"{path}: scored before the standard labels were the bench's scorer (issue 38)")
-                runs.results.setdefault(system, {})[row["extra"]["seed"]] = row["extra"]
+                seed = row["extra"]["seed"]
+                if system == RECIPE and row["extra"].get("control"):  # the recipe beside this file's ablations
+                    runs.controls.setdefault(str(path), {})[seed] = row["extra"]
+                else:
+                    runs.results.setdefault(system, {})[seed] = row["extra"]
+                    runs.sources.setdefault(system, {})[seed] = str(path)
                 found += 1
         if not found:
             raise ValueError(f"{path}: holds no seed of the recipe section")
@@ -93,8 +101,10 @@ def load_runs(paths: list[Path]) -> Runs:
 def check_same_recipe(runs: Runs) -> None:
     """ValueError when an ablation row took its ingredient out of another recipe than the recipe rows trained (rows
     that record their recipe are compared; older ones do not record it)."""
-    recorded = [result["recipe"] for result in runs.results.get(RECIPE, {}).values() if "recipe" in result]
-    for system, seeds in runs.results.items():
+    systems = [*runs.results.items(), *((f"control in {Path(f).name}", c) for f, c in runs.controls.items())]
+    recorded = [result["recipe"] for name, seeds in systems if name == RECIPE or name.startswith("control")
+                for result in seeds.values() if "recipe" in result]
+    for system, seeds in systems:
         for seed, result in seeds.items():
             if "recipe" in result and any(result["recipe"] != recipe for recipe in recorded):
                 raise ValueError(f"{system}, seed {seed}: its recipe differs from the recipe rows' (the recipe changed "
@@ -107,8 +117,12 @@ def summarize(runs: Runs) -> dict:
         seeds = runs.results.get(name, {})
         values = [seeds[seed]["final_miou"] for seed in sorted(seeds)]
         accuracy = [seeds[seed]["final_pixel_accuracy"] for seed in sorted(seeds)]
-        return {"seeds": sorted(seeds), "miou": values, "mean": statistics.fmean(values) if values else None,
-                "sd": spread(values), "mean_pixel_accuracy": statistics.fmean(accuracy) if accuracy else None}
+        border_aware = [seeds[seed]["final_miou_border_aware"] for seed in sorted(seeds)]
+        part = {"seeds": sorted(seeds), "miou": values, "mean": statistics.fmean(values) if values else None,
+                "sd": spread(values), "mean_pixel_accuracy": statistics.fmean(accuracy) if accuracy else None,
+                "mean_border_aware": statistics.fmean(border_aware) if border_aware else None,
+                "steps": [seeds[seed]["steps"] for seed in sorted(seeds)]}
+        return part | real_statistics([seeds[seed] for seed in sorted(seeds)])
 
     recipe, baseline = system(RECIPE), system(BASELINE)
     summary = {"files": [Path(f).name for f in runs.files], "cpu_model": runs.machine.get("cpu_model"),
@@ -118,17 +132,53 @@ def summarize(runs: Runs) -> dict:
     noise = recipe["sd"]
     for name in INGREDIENTS:
         ablated = runs.results.get(f"without {name}", {})
-        paired = sorted(set(ablated) & set(runs.results.get(RECIPE, {})))
+        partners = {seed: partner for seed in ablated if (partner := recipe_partner(runs, f"without {name}", seed))}
+        paired = sorted(partners)
         if not paired:
             continue
-        buys = [runs.results[RECIPE][seed]["final_miou"] - ablated[seed]["final_miou"] for seed in paired]
+        buys = [partners[seed][0]["final_miou"] - ablated[seed]["final_miou"] for seed in paired]
         mean_buys = statistics.fmean(buys)
+        same_sitting = sum(partners[seed][1] for seed in paired)
         verdict = "too few seeds" if noise is None or len(paired) < 2 else ("pays" if mean_buys > noise else "does not pay")
+        if verdict != "too few seeds" and same_sitting < len(paired):
+            verdict += f" (only {same_sitting} of {len(paired)} pairs from one sitting)"
         summary["ingredients"][name] = {
-            "seeds": paired, "miou": [ablated[seed]["final_miou"] for seed in paired], "buys": buys,
-            "mean_buys": mean_buys, "sd_buys": spread(buys), "verdict": verdict,
+            "seeds": paired, "miou": [ablated[seed]["final_miou"] for seed in paired],
+            "mean_border_aware": statistics.fmean(ablated[seed]["final_miou_border_aware"] for seed in paired),
+            "steps": [ablated[seed]["steps"] for seed in paired], "buys": buys,
+            "mean_buys": mean_buys, "sd_buys": spread(buys), "same_sitting": same_sitting, "verdict": verdict,
         }
     return summary
+
+
+def recipe_partner(runs: Runs, system: str, seed: int) -> tuple[dict, bool] | None:
+    """The recipe run an ablation's seed is paired with, and whether it ran in the same sitting: the control of the
+    ablation's own file when it has one (the machine's speed drifts between sittings, and with it the steps a budget
+    buys), else the recipe's own run of that seed; None when neither exists."""
+    control = runs.controls.get(runs.sources[system][seed], {}).get(seed)
+    if control is not None:
+        return control, True
+    recipe = runs.results.get(RECIPE, {}).get(seed)
+    return None if recipe is None else (recipe, False)
+
+
+def real_statistics(results: list[dict]) -> dict:
+    """What the notebooks show of the real pairs, when every seed's row records it (older files do not): the first
+    seed's learning curve (`curve`), and per class the IoU of the seeds' summed confusion counts (`per_class_iou`,
+    None for a class no seed met) with those counts (`confusion`, rows: truth)."""
+    import numpy as np
+
+    from pspnet_lib.data import CLASS_NAMES
+    from pspnet_lib.metrics import SegmentationScores
+
+    found = {}
+    if results and all("curve" in result for result in results):
+        found["curve"] = results[0]["curve"]
+    if results and all("final_confusion" in result for result in results):
+        confusion = sum(np.array(result["final_confusion"], dtype=np.int64) for result in results)
+        found["per_class_iou"] = SegmentationScores.from_confusion(confusion).as_dict(CLASS_NAMES)["per_class_iou"]
+        found["confusion"] = confusion.tolist()
+    return found
 
 
 def markdown(summary: dict) -> str:
@@ -136,22 +186,26 @@ def markdown(summary: dict) -> str:
     def points(value: float | None, signed: bool = False) -> str:
         return "" if value is None else f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
 
+    def steps(part: dict) -> str:
+        return " / ".join(f"{count:,}" for count in part["steps"])
+
     def mean_sd(part: dict) -> str:
         return f"{points(part['mean'])} ± {points(part['sd'])}" if part["sd"] is not None else points(part["mean"])
 
     recipe, baseline = summary["recipe"], summary["baseline"]
     lines = [
-        "| system | seeds | final mIoU per seed | mean ± sd | what the ingredient buys (recipe − this, per seed; mean) | verdict |",
-        "|---|---|---|---|---|---|",
+        "| system | seeds | final mIoU per seed | training steps per seed | mean ± sd | mean, border-aware labels "
+        "| what the ingredient buys (recipe − this, per seed; mean) | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, part in ((RECIPE, recipe), (BASELINE, baseline)):
         lines.append(f"| {name} | {', '.join(map(str, part['seeds']))} | {' / '.join(points(v) for v in part['miou'])} "
-                     f"| {mean_sd(part)} | | |")
+                     f"| {steps(part)} | {mean_sd(part)} | {points(part['mean_border_aware'])} | | |")
     for name, part in summary["ingredients"].items():
         lines.append(
             f"| without {name}: {INGREDIENTS[name].without} | {', '.join(map(str, part['seeds']))} | "
-            f"{' / '.join(points(v) for v in part['miou'])} | | {' / '.join(points(v, True) for v in part['buys'])}; "
-            f"{points(part['mean_buys'], True)} | {part['verdict']} |"
+            f"{' / '.join(points(v) for v in part['miou'])} | {steps(part)} | | {points(part['mean_border_aware'])} | "
+            f"{' / '.join(points(v, True) for v in part['buys'])}; {points(part['mean_buys'], True)} | {part['verdict']} |"
         )
     ratio = "" if summary["ratio"] is None else f"{summary['ratio']:.2f}x"
     noise = "" if recipe["sd"] is None else f" The recipe's seed noise (sd over its seeds) is {points(recipe['sd'])} points."

@@ -243,6 +243,35 @@ def runs_folder(
     return Path(local_runs)
 
 
+def student_photo(photo: str | Path | None, platform: str, upload_folder: str | Path) -> Path | None:
+    """The photo a student asked to segment: `photo` (a path, which must be a file), else on Colab one uploaded now
+    (Colab's upload button; saved into `upload_folder` under a name no other file has), else None.
+
+    The image itself is read and checked by `data.read_photo`, which names the file when it is not a photo.
+    """
+    if photo is not None:
+        path = Path(photo).expanduser()
+        if not path.is_file():
+            raise StopNotebook(f"PHOTO = {str(photo)!r}: no such file; give the path of a JPEG or PNG photo")
+        return path
+    if check_platform(platform) != "colab":
+        return None
+    files = optional_module(f"{COLAB_MODULE}.files")
+    if files is None:
+        raise StopNotebook("Colab's upload (google.colab.files) is missing here; set PHOTO to a file path instead.")
+    uploaded = files.upload()  # {file name: bytes}; empty when the student cancels
+    if not uploaded:
+        return None
+    name, content = next(iter(uploaded.items()))
+    folder = Path(upload_folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target, number = folder / Path(name).name, 1
+    while target.exists():  # never overwrite a file: an earlier upload of the same name keeps its own
+        target, number = folder / f"{Path(name).stem}-{number}{Path(name).suffix}", number + 1
+    target.write_bytes(content)
+    return target
+
+
 def gpu_run_dataset(platform: str, allow_synthetic: bool, synthetic_switch: str, **where) -> Path:
     """The dataset of a full GPU run: the real pairs (`obtain_real_pairs`), or the synthetic city only when allowed.
 

@@ -514,7 +514,7 @@ def recipe_results_file(path: Path, systems: dict[str, list[float]], cpu_model: 
     rows = [
         {"section": "recipe", "name": names.get(system, f"recipe without {system} final mIoU, seed {{}}").format(seed),
          "value": miou, "unit": "mIoU", "extra": {"seed": seed, "final_miou": miou, "final_miou_border_aware": miou + 0.02,
-                                                  "final_pixel_accuracy": 0.8}}
+                                                  "final_pixel_accuracy": 0.8, "steps": 3000 + seed}}
         for system, values in systems.items() for seed, miou in enumerate(values)
     ]
     report = {"machine": {"cpu_model": cpu_model, "cpu_flags": ["avx2"], "usable_cores": 2},
@@ -532,15 +532,67 @@ def test_recipe_summary_pairs_seeds_across_files_and_keeps_an_ingredient_only_wh
     summary = recipe_summary.summarize(recipe_summary.load_runs([first, second]))
     assert summary["recipe"]["sd"] == pytest.approx(0.02) and summary["ratio"] == pytest.approx(1.6)
     crops, width = summary["ingredients"]["crops"], summary["ingredients"]["width"]
-    assert crops["buys"] == pytest.approx([0.05] * 3) and crops["verdict"] == "pays"
-    assert width["mean_buys"] == pytest.approx(0.0) and width["verdict"] == "does not pay"
+    across = " (only 0 of 3 pairs from one sitting)"  # no control of the recipe beside them: paired across files
+    assert crops["buys"] == pytest.approx([0.05] * 3) and crops["verdict"] == "pays" + across
+    assert width["mean_buys"] == pytest.approx(0.0) and width["verdict"] == "does not pay" + across
     assert summary["ingredients"]["soft-jaccard"]["verdict"] == "too few seeds"
     table = recipe_summary.markdown(summary)
-    assert "| without crops: " in table and "+5.0 / +5.0 / +5.0; +5.0 | pays |" in table and "**1.60x**" in table
+    assert "| without crops: " in table and f"+5.0 / +5.0 / +5.0; +5.0 | pays{across} |" in table and "**1.60x**" in table
+    assert "| 3,000 / 3,001 / 3,002 | 32.0 ± 2.0 | 34.0 |" in table  # steps, mean ± sd, border-aware (+2 points)
+    assert crops["mean_border_aware"] == pytest.approx(0.29) and crops["steps"] == [3000, 3001, 3002]
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{recipe_summary.BEGIN}\nold table\n{recipe_summary.END}\nafter\n")
     recipe_summary.write_into_readme(table, readme)
     assert readme.read_text() == f"intro\n{recipe_summary.BEGIN}\n{table}\n{recipe_summary.END}\nafter\n"
+
+
+def test_recipe_summary_keeps_the_first_seeds_curve_and_pools_the_seeds_confusion_counts(tmp_path):
+    from bench import recipe_summary
+
+    path = recipe_results_file(tmp_path / "a.json", {"recipe": [0.3, 0.3], "plain baseline": [0.2, 0.2]})
+    report = json.loads(path.read_text())
+    for row in report["rows"]:  # road right everywhere; seed 0 calls 1 of its 3 sidewalk pixels road, seed 1 all 3
+        seed = row["extra"]["seed"]
+        confusion = np.zeros((19, 19), int)
+        confusion[0, 0], confusion[1, 1], confusion[1, 0] = 6, 2 - 2 * seed, 1 + 2 * seed
+        row["extra"] |= {"final_confusion": confusion.tolist(), "curve": [{"epoch": 1, "val_logits_miou": 0.1 + seed}]}
+    path.write_text(json.dumps(report))
+    recipe = recipe_summary.summarize(recipe_summary.load_runs([path]))["recipe"]
+    assert recipe["curve"] == [{"epoch": 1, "val_logits_miou": 0.1}]  # seed 0's
+    assert recipe["confusion"][1][:2] == [4, 2] and recipe["confusion"][0][0] == 12
+    assert recipe["per_class_iou"]["road"] == pytest.approx(12 / 16) and recipe["per_class_iou"]["sidewalk"] == pytest.approx(2 / 6)
+    assert recipe["per_class_iou"]["car"] is None  # never in the labels nor predicted
+    older = recipe_results_file(tmp_path / "b.json", {"recipe": [0.3], "plain baseline": [0.2]})  # rows without them
+    assert "curve" not in recipe_summary.summarize(recipe_summary.load_runs([older]))["recipe"]
+
+
+def test_recipe_summary_pairs_an_ablation_with_the_control_of_its_own_sitting(tmp_path):
+    from bench import recipe_summary
+
+    first = recipe_results_file(tmp_path / "a.json", {"recipe": [0.30, 0.32, 0.34], "plain baseline": [0.2, 0.2, 0.2]})
+    # A slower sitting: its own control of the recipe scored 0.28, 0.29, 0.30; the ablation 0.27, 0.28, 0.29.
+    second = recipe_results_file(tmp_path / "b.json", {"recipe": [0.28, 0.29, 0.30], "crops": [0.27, 0.28, 0.29],
+                                                       "width": [0.27, 0.28]})
+    report = json.loads(second.read_text())
+    for row in report["rows"]:
+        if row["name"].startswith("final model"):
+            row["extra"]["control"] = True
+    second.write_text(json.dumps(report))
+    third = recipe_results_file(tmp_path / "c.json", {"scale-range": [0.26, 0.27]})  # no control: paired across
+    summary = recipe_summary.summarize(recipe_summary.load_runs([first, second, third]))
+    assert summary["recipe"]["miou"] == pytest.approx([0.30, 0.32, 0.34])  # controls do not replace the recipe's seeds
+    crops, scale = summary["ingredients"]["crops"], summary["ingredients"]["scale-range"]
+    assert crops["buys"] == pytest.approx([0.01] * 3) and crops["same_sitting"] == 3  # against 0.28-0.30, not 0.30-0.34
+    assert crops["verdict"] == "does not pay"  # 1 point < the recipe's seed sd of 2
+    assert summary["ingredients"]["width"]["buys"] == pytest.approx([0.01, 0.01])
+    assert scale["buys"] == pytest.approx([0.04, 0.05]) and scale["same_sitting"] == 0
+    assert scale["verdict"] == "pays (only 0 of 2 pairs from one sitting)"
+    changed = json.loads(second.read_text())
+    for row in changed["rows"]:  # the ablations taken out of another recipe than the control's
+        row["extra"]["recipe"] = {"name": "cpu", "lr": 0.1 if row["extra"].get("control") else 0.2}
+    second.write_text(json.dumps(changed))
+    with pytest.raises(ValueError, match="recipe differs"):
+        recipe_summary.load_runs([first, second])
 
 
 def test_the_shipped_cpu_recipe_results_and_the_readme_table_are_what_their_bench_files_give():
@@ -599,6 +651,7 @@ def test_comparison_row_gives_the_ratio_of_means_with_the_seed_spread():
 @pytest.mark.slow
 def test_recipe_section_trains_recipe_and_plain_baseline_for_every_seed_and_compares_them(synthetic_pairs, tmp_path):
     from bench.recipe import RecipeSetup, recipe_rows
+    from pspnet_lib import data, metrics
 
     setup = RecipeSetup(synthetic_pairs, budget_minutes=0.02, train_pairs=8, val_pairs=4, image_size=64,
                         batch_size=4, seeds=(0, 1))
@@ -617,6 +670,12 @@ def test_recipe_section_trains_recipe_and_plain_baseline_for_every_seed_and_comp
         assert 0 <= result["final_miou"] <= 1 and 0 <= result["final_miou_border_aware"] <= 1
         assert result["steps"] >= 1 and result["seconds"] > 0
     assert rows[2].value == pytest.approx(recipe["steps"] * 4 / recipe["seconds"])
+    for result in (recipe, plain):  # what notebook 06 shows of the real pairs: the final model's counts per class
+        confusion = np.array(result["final_confusion"])
+        assert confusion.shape == (19, 19) and metrics.mean_iou(confusion) == pytest.approx(result["final_miou"])
+        assert list(result["final_per_class_iou"]) == list(data.CLASS_NAMES)
+    assert [row["epoch"] for row in recipe["curve"]] == list(range(1, recipe["epochs"] + 1))  # and its learning curve
+    assert {"train_minutes", "loss", "val_logits_miou"} <= set(recipe["curve"][-1])
     assert rows[4].value == pytest.approx(plain["steps"] * 4 / plain["seconds"])
     comparison = rows[-1].extra
     assert comparison["labels"] == "standard" and comparison["cpu_flags"] == ["avx2"]
@@ -631,14 +690,22 @@ def test_recipe_section_trains_recipe_and_plain_baseline_for_every_seed_and_comp
 
 
 @pytest.mark.slow
-def test_recipe_section_without_an_ingredient_trains_only_the_recipe_without_it(synthetic_pairs, tmp_path):
+def test_recipe_section_without_an_ingredient_trains_a_control_of_the_recipe_then_the_recipe_without_it(
+    synthetic_pairs, tmp_path
+):
     from bench.recipe import RecipeSetup, recipe_rows
 
     setup = RecipeSetup(synthetic_pairs, budget_minutes=0.02, train_pairs=8, val_pairs=4, image_size=64,
                         batch_size=4, seeds=(1,), without=("deadline-schedule",))
     rows = list(recipe_rows(setup, tmp_path))
-    assert [row.name for row in rows] == ["recipe without deadline-schedule final mIoU, seed 1"]
-    result = rows[0].extra
+    assert [row.name for row in rows] == [
+        "final model mIoU, seed 1", "final model pixel accuracy, seed 1", "train images/s (everything in the budget), seed 1",
+        "recipe without deadline-schedule final mIoU, seed 1",
+    ]  # no plain baseline
+    control = rows[0].extra
+    assert control["control"] is True and control["without"] is None and control["changes"] == {}
+    assert json.loads((tmp_path / "control-seed1" / "config.json").read_text())["recipe"]["lr_schedule"] == "poly"
+    result = rows[-1].extra
     assert result["without"] == "deadline-schedule" and result["changes"] == {"lr_schedule": "constant"}
     assert result["recipe"]["lr_schedule"] == "poly" and result["recipe"]["name"] == "cpu"  # taken out of the recipe
     saved = json.loads((tmp_path / "without-deadline-schedule-seed1" / "config.json").read_text())["recipe"]

@@ -362,3 +362,29 @@ def test_changed_removed_and_added_distributions_against_imported_modules():
     assert stale == ["gone 1.0 -> removed", "keras 3.13.2 -> 3.15.1"]
     del modules["keras"], modules["gone"]
     assert runtime.modules_needing_restart(before, modules, installed, lambda: owners) == []
+
+
+# --- the student's own photo (notebook 07) ------------------------------------------------------------
+
+
+def test_a_photo_path_is_used_as_given_and_a_missing_one_named(no_colab, tmp_path):
+    photo = tmp_path / "street.jpg"
+    photo.write_bytes(b"jpeg")
+    assert runtime.student_photo(str(photo), "local", tmp_path / "uploads") == photo
+    with pytest.raises(runtime.StopNotebook, match=r"PHOTO = '.*nowhere\.jpg': no such file"):
+        runtime.student_photo(tmp_path / "nowhere.jpg", "colab", tmp_path / "uploads")
+    assert runtime.student_photo(None, "local", tmp_path / "uploads") is None  # the notebook shows its own scene
+    assert not (tmp_path / "uploads").exists()
+
+
+def test_colab_asks_for_an_upload_and_keeps_earlier_uploads_of_the_same_name(fake_colab, monkeypatch, tmp_path):
+    files = types.ModuleType("google.colab.files")
+    files.answers = [{"street.jpg": b"first"}, {"street.jpg": b"second"}, {}]
+    files.upload = lambda: files.answers.pop(0)
+    monkeypatch.setitem(sys.modules, "google.colab.files", files)
+    first = runtime.student_photo(None, "colab", tmp_path / "uploads")
+    second = runtime.student_photo(None, "colab", tmp_path / "uploads")
+    assert (first.name, first.read_bytes()) == ("street.jpg", b"first")
+    assert (second.name, second.read_bytes()) == ("street-1.jpg", b"second")
+    assert runtime.student_photo(None, "colab", tmp_path / "uploads") is None  # the student cancelled
+
