@@ -125,9 +125,14 @@ def summarize(runs: Runs) -> dict:
         return part | real_statistics([seeds[seed] for seed in sorted(seeds)])
 
     recipe, baseline = system(RECIPE), system(BASELINE)
+    controls = latest_controls(runs)
+    if "curve" not in recipe:  # the recipe's own seeds predate these records: take them from its controls
+        recipe |= real_statistics(controls)
     summary = {"files": [Path(f).name for f in runs.files], "cpu_model": runs.machine.get("cpu_model"),
                "cpu_flags": runs.machine.get("cpu_flags", []), "recipe": recipe, "baseline": baseline,
                "ratio": recipe["mean"] / baseline["mean"] if recipe["mean"] and baseline["mean"] else None,
+               "controls": {"seeds": [c["seed"] for c in controls], "miou": [c["final_miou"] for c in controls],
+                            "steps": [c["steps"] for c in controls]},
                "ingredients": {}}
     noise = recipe["sd"]
     for name in INGREDIENTS:
@@ -162,10 +167,18 @@ def recipe_partner(runs: Runs, system: str, seed: int) -> tuple[dict, bool] | No
     return None if recipe is None else (recipe, False)
 
 
+def latest_controls(runs: Runs) -> list[dict]:
+    """The recipe's control runs, one per seed (the latest file's), by seed."""
+    by_seed = {}
+    for file in runs.files:
+        by_seed |= runs.controls.get(file, {})
+    return [by_seed[seed] for seed in sorted(by_seed)]
+
+
 def real_statistics(results: list[dict]) -> dict:
     """What the notebooks show of the real pairs, when every seed's row records it (older files do not): the first
-    seed's learning curve (`curve`), and per class the IoU of the seeds' summed confusion counts (`per_class_iou`,
-    None for a class no seed met) with those counts (`confusion`, rows: truth)."""
+    seed's learning curve (`curve`, its seed `curve_seed`), and per class the IoU of the seeds' summed confusion counts
+    (`per_class_iou`, None for a class no seed met) with those counts (`confusion`, rows: truth) and their seeds."""
     import numpy as np
 
     from pspnet_lib.data import CLASS_NAMES
@@ -173,8 +186,9 @@ def real_statistics(results: list[dict]) -> dict:
 
     found = {}
     if results and all("curve" in result for result in results):
-        found["curve"] = results[0]["curve"]
+        found |= {"curve": results[0]["curve"], "curve_seed": results[0]["seed"]}
     if results and all("final_confusion" in result for result in results):
+        found["confusion_seeds"] = [result["seed"] for result in results]
         confusion = sum(np.array(result["final_confusion"], dtype=np.int64) for result in results)
         found["per_class_iou"] = SegmentationScores.from_confusion(confusion).as_dict(CLASS_NAMES)["per_class_iou"]
         found["confusion"] = confusion.tolist()
@@ -201,6 +215,10 @@ def markdown(summary: dict) -> str:
     for name, part in ((RECIPE, recipe), (BASELINE, baseline)):
         lines.append(f"| {name} | {', '.join(map(str, part['seeds']))} | {' / '.join(points(v) for v in part['miou'])} "
                      f"| {steps(part)} | {mean_sd(part)} | {points(part['mean_border_aware'])} | | |")
+    controls = summary.get("controls", {})
+    if controls.get("seeds"):
+        lines.append(f"| recipe, controls trained beside ablations | {', '.join(map(str, controls['seeds']))} | "
+                     f"{' / '.join(points(v) for v in controls['miou'])} | {steps(controls)} | | | | |")
     for name, part in summary["ingredients"].items():
         lines.append(
             f"| without {name}: {INGREDIENTS[name].without} | {', '.join(map(str, part['seeds']))} | "

@@ -558,12 +558,18 @@ def test_recipe_summary_keeps_the_first_seeds_curve_and_pools_the_seeds_confusio
         row["extra"] |= {"final_confusion": confusion.tolist(), "curve": [{"epoch": 1, "val_logits_miou": 0.1 + seed}]}
     path.write_text(json.dumps(report))
     recipe = recipe_summary.summarize(recipe_summary.load_runs([path]))["recipe"]
-    assert recipe["curve"] == [{"epoch": 1, "val_logits_miou": 0.1}]  # seed 0's
+    assert recipe["curve"] == [{"epoch": 1, "val_logits_miou": 0.1}] and recipe["curve_seed"] == 0
     assert recipe["confusion"][1][:2] == [4, 2] and recipe["confusion"][0][0] == 12
     assert recipe["per_class_iou"]["road"] == pytest.approx(12 / 16) and recipe["per_class_iou"]["sidewalk"] == pytest.approx(2 / 6)
     assert recipe["per_class_iou"]["car"] is None  # never in the labels nor predicted
     older = recipe_results_file(tmp_path / "b.json", {"recipe": [0.3], "plain baseline": [0.2]})  # rows without them
     assert "curve" not in recipe_summary.summarize(recipe_summary.load_runs([older]))["recipe"]
+    for row in report["rows"]:  # the same runs as controls beside ablations: the recipe's seeds (older) lack them
+        row["extra"]["control"] = True
+    path.write_text(json.dumps(report))
+    from_controls = recipe_summary.summarize(recipe_summary.load_runs([older, path]))["recipe"]
+    assert from_controls["miou"] == [0.3] and from_controls["curve"] == recipe["curve"]
+    assert from_controls["confusion"] == recipe["confusion"] and from_controls["confusion_seeds"] == [0, 1]
 
 
 def test_recipe_summary_pairs_an_ablation_with_the_control_of_its_own_sitting(tmp_path):
@@ -581,6 +587,9 @@ def test_recipe_summary_pairs_an_ablation_with_the_control_of_its_own_sitting(tm
     third = recipe_results_file(tmp_path / "c.json", {"scale-range": [0.26, 0.27]})  # no control: paired across
     summary = recipe_summary.summarize(recipe_summary.load_runs([first, second, third]))
     assert summary["recipe"]["miou"] == pytest.approx([0.30, 0.32, 0.34])  # controls do not replace the recipe's seeds
+    assert summary["controls"] == {"seeds": [0, 1, 2], "miou": [0.28, 0.29, 0.30], "steps": [3000, 3001, 3002]}
+    assert "| recipe, controls trained beside ablations | 0, 1, 2 | 28.0 / 29.0 / 30.0 | 3,000 / 3,001 / 3,002 |" in (
+        recipe_summary.markdown(summary))
     crops, scale = summary["ingredients"]["crops"], summary["ingredients"]["scale-range"]
     assert crops["buys"] == pytest.approx([0.01] * 3) and crops["same_sitting"] == 3  # against 0.28-0.30, not 0.30-0.34
     assert crops["verdict"] == "does not pay"  # 1 point < the recipe's seed sd of 2
