@@ -2,7 +2,8 @@
 
 Reads the recipe-section rows of the results files named (runs of `python -m bench --only recipe`, with or without
 `--without`), which must come from one machine and one budget, and pairs them by seed: for each seed the latest file
-wins. The recipe's seed noise is the sample sd of its final mIoU over seeds; an ingredient pays when taking it out
+wins. An ablation is paired with the recipe's control in its own file (same sitting) when there is one, else with the
+recipe's own run of that seed, and its verdict says how many pairs came from one sitting. The recipe's seed noise is the sample sd of its final mIoU over seeds; an ingredient pays when taking it out
 costs more mIoU, averaged over the seeds both ran, than that noise. Prints the Markdown table; `--write` also puts it
 into bench/README.md between its `recipe-summary` markers and the summary into the library's reference results
 (`pspnet_lib/reference/cpu_recipe.json`, which notebook 06 and the README quote). Every figure is standard-label
